@@ -1,0 +1,350 @@
+"""The Tracker: starts jobs, owns the batch writer, installs the logging handler."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Literal
+
+from joblog import context
+from joblog.exceptions import ExternalIdInUse, JobLogError, StorageUnavailable
+from joblog.handles import JobCancelled, JobHandle, error_text
+from joblog.model import Job, JobStatus, JobSummary, PlannedStep
+from joblog.resolve import Resolver
+from joblog.model import Level
+from joblog.stdlib import JobLogHandler, clean_message, make_event_row
+from joblog.storage.reads import JobFilter
+from joblog.storage.store import Store, utcnow
+from joblog.storage.writes import InsertJob, Op, UpdateJob
+from joblog.writer import BatchWriter, WriterStats
+
+__all__ = ["ExternalIdPolicy", "Tracker"]
+
+ExternalIdPolicy = Literal["reject", "allow"]
+StepSpec = str | PlannedStep | tuple[str, float]
+MAX_ID_LENGTH = 255
+_STDLIB_LEVEL = {
+    Level.DEBUG: logging.DEBUG,
+    Level.INFO: logging.INFO,
+    Level.WARN: logging.WARNING,
+    Level.ERROR: logging.ERROR,
+}
+
+
+class Tracker:
+    """Tracks jobs in the database at ``url`` and stores log events from inside them.
+
+    ``external_id_policy``: "reject" refuses to start a job whose external ID a running
+    job holds; "allow" lets it (resolution then returns the newest).
+    Writer settings: ``batch_size``, ``flush_interval`` (s), ``max_queue`` (events),
+    ``full_queue_timeout`` (s a logging call may wait on a full queue before the event
+    is dropped and counted), ``heartbeat_interval`` (s).
+    """
+
+    def __init__(
+        self,
+        url: str = "sqlite:///joblog.db",
+        *,
+        external_id_policy: ExternalIdPolicy = "reject",
+        batch_size: int = 2000,
+        flush_interval: float = 0.2,
+        max_queue: int = 200_000,
+        full_queue_timeout: float = 0.1,
+        heartbeat_interval: float = 10.0,
+        unattributed: Literal["keep", "drop"] = "keep",
+        unattributed_level: int = logging.DEBUG,
+        auto_migrate: bool = True,
+        store: Store | None = None,
+    ) -> None:
+        if external_id_policy not in ("reject", "allow"):
+            raise ValueError("external_id_policy must be 'reject' or 'allow'")
+        self.store = store if store is not None else Store(url, auto_migrate=auto_migrate)
+        self.external_id_policy = external_id_policy
+        self._unattributed = unattributed
+        self._unattributed_level = unattributed_level
+        self._running: dict[str, JobHandle] = {}
+        self._lock = threading.Lock()
+        self._handler: JobLogHandler | None = None
+        self._handler_target: logging.Logger | None = None
+        self._closed = False
+        self.writer = BatchWriter(
+            self.store,
+            make_event_row,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            max_queue=max_queue,
+            full_queue_timeout=full_queue_timeout,
+            on_idle=self._heartbeats,
+            idle_every=heartbeat_interval,
+        )
+        self.resolver = Resolver(self.store)
+
+    # -- logging -----------------------------------------------------------------------------
+
+    def install_logging(
+        self, logger: logging.Logger | None = None, level: int = logging.DEBUG
+    ) -> JobLogHandler:
+        """Attach the handler to ``logger`` (the root logger by default). Idempotent.
+
+        Lower the logger's own level too if DEBUG records should reach the handler.
+        """
+        target = logger if logger is not None else logging.getLogger()
+        if self._handler is None:
+            self._handler = JobLogHandler(
+                self.writer.put_event,
+                owner=self,
+                writer_thread_id=self.writer.thread_id,
+                level=level,
+                unattributed=self._unattributed,
+                unattributed_level=self._unattributed_level,
+            )
+        if self._handler_target is not None and self._handler_target is not target:
+            self._handler_target.removeHandler(self._handler)
+        if self._handler not in target.handlers:
+            target.addHandler(self._handler)
+        self._handler_target = target
+        return self._handler
+
+    def uninstall_logging(self) -> None:
+        if self._handler is not None and self._handler_target is not None:
+            self._handler_target.removeHandler(self._handler)
+        self._handler_target = None
+
+    def store_structlog_event(self, method_name: str, event_dict: dict[str, Any]) -> None:
+        """Store a structlog event dict (used by :func:`joblog.structlog_processor`)."""
+        frame = context.current_frame()
+        ids = frame.ids if frame is not None and frame.job.tracker is self else (None, None, None)
+        if frame is None and self._unattributed == "drop":
+            return
+        message = str(event_dict.pop("event", ""))
+        for key in ("job_id", "step_id", "external_job_id"):
+            event_dict.pop(key, None)
+        try:
+            levelno = _STDLIB_LEVEL[Level.parse(method_name)]
+        except ValueError:
+            levelno = logging.INFO  # structlog's msg(), log(), ...
+        record = logging.makeLogRecord(
+            {
+                "name": str(event_dict.pop("logger", "structlog")),
+                "levelno": levelno,
+                "msg": message,
+                **{k: v for k, v in event_dict.items() if k not in ("msg", "args")},
+            }
+        )
+        self.writer.put_event((ids, message, record))
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def start_job(
+        self,
+        job_type: str,
+        operation: str,
+        *,
+        external_job_id: str | None = None,
+        context_id: str | None = None,
+        owner: str | None = None,
+        steps: Iterable[StepSpec] = (),
+        metadata: Mapping[str, Any] | None = None,
+        parent: JobHandle | None = None,
+    ) -> JobHandle:
+        """Start a job without a ``with`` block; end it with complete(), fail() or cancel()."""
+        if self._closed:
+            raise JobLogError("this tracker is closed")
+        _check_text("job_type", job_type, 50)
+        _check_text("operation", operation, 100)
+        for name, value in (("external_job_id", external_job_id), ("context_id", context_id)):
+            if value is not None:
+                _check_text(name, value, MAX_ID_LENGTH)
+        if owner is not None:
+            _check_text("owner", owner, 255)
+        planned = [_planned(spec) for spec in steps]
+        if external_job_id is not None and self.external_id_policy == "reject":
+            self._check_external_id_free(external_job_id)
+        job = JobHandle(
+            self,
+            str(uuid.uuid4()),
+            job_type,
+            operation,
+            external_job_id,
+            planned,
+            parent,
+        )
+        now = utcnow()
+        with self._lock:
+            self._running[job.id] = job
+        self.writer.put_op(
+            InsertJob(
+                {
+                    "id": job.id,
+                    "parent_job_id": parent.id if parent is not None else None,
+                    "job_type": job_type,
+                    "operation": operation,
+                    "status": JobStatus.RUNNING.value,
+                    "external_job_id": external_job_id,
+                    "context_id": context_id,
+                    "owner": owner,
+                    "percent_complete": 0,
+                    "metadata": dict(metadata) if metadata else None,
+                    "planned_steps": [{"name": p.name, "weight": p.weight} for p in planned]
+                    or None,
+                    "cancel_requested": False,
+                    "created_at": now,
+                    "started_at": now,
+                    "updated_at": now,
+                    "heartbeat_at": now,
+                }
+            )
+        )
+        if parent is not None:
+            parent.add_child(job)
+        return job
+
+    def job(self, job_type: str, operation: str, **kwargs: Any) -> _JobScope:
+        """``with tracker.job(type, operation, external_job_id=..., steps=[...]) as job:``
+
+        The job is current inside the block: logging calls there are stored with its IDs.
+        An exception fails it (and is re-raised); :class:`JobCancelled`, KeyboardInterrupt
+        or task cancellation cancel it.
+        """
+        return _JobScope(self, job_type, operation, kwargs)
+
+    def _check_external_id_free(self, external_job_id: str) -> None:
+        with self._lock:
+            for job in self._running.values():
+                if job.external_job_id == external_job_id:
+                    raise ExternalIdInUse(external_job_id, job.id)
+        try:
+            holder = self.store.running_job_with_external_id(external_job_id)
+        except StorageUnavailable:
+            return  # cannot ask now; the in-process check above still holds
+        if holder is not None:
+            raise ExternalIdInUse(external_job_id, holder)
+
+    def job_ended(self, job: JobHandle) -> None:
+        with self._lock:
+            self._running.pop(job.id, None)
+
+    def running_jobs(self) -> list[JobHandle]:
+        with self._lock:
+            return list(self._running.values())
+
+    def _heartbeats(self) -> list[Op]:
+        now = utcnow()
+        return [UpdateJob(job.id, {"heartbeat_at": now}) for job in self.running_jobs()]
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def resolve(self, any_id: str) -> JobSummary:
+        """Find a job by internal UUID, external ID, log events or legacy failover ID."""
+        return self.resolver.resolve(any_id)
+
+    def recent_jobs(
+        self,
+        *,
+        context_id: str | None = None,
+        job_type: str | None = None,
+        status: Iterable[str] = (),
+        limit: int = 20,
+    ) -> list[Job]:
+        """Jobs newest first, optionally for one context (e.g. a VM)."""
+        return self.store.list_jobs(
+            JobFilter(status=tuple(status), job_type=job_type, context_id=context_id), limit=limit
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def log_event(
+        self, level: str, message: str, attrs: Mapping[str, Any] | None = None
+    ) -> None:
+        """Store one event directly (without logging), attributed to the current job."""
+        record = logging.makeLogRecord(
+            {
+                "name": "joblog",
+                "levelno": _STDLIB_LEVEL[Level.parse(level)],
+                "msg": clean_message(message),
+                **(attrs or {}),
+            }
+        )
+        frame = context.current_frame()
+        ids = frame.ids if frame is not None and frame.job.tracker is self else (None, None, None)
+        self.writer.put_event((ids, record.msg, record))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event and change queued so far is stored; False on timeout."""
+        return self.writer.flush(timeout)
+
+    def stats(self) -> WriterStats:
+        """Writer counters: queued, written, batches, retries, dropped, failed, ..."""
+        return self.writer.stats()
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Detach logging, store everything queued, and release the database."""
+        if self._closed:
+            return
+        self._closed = True
+        self.uninstall_logging()
+        self.writer.close(timeout)
+        self.store.close()
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _JobScope:
+    def __init__(self, tracker: Tracker, job_type: str, operation: str, kwargs: dict[str, Any]):
+        self._tracker = tracker
+        self._args = (job_type, operation)
+        self._kwargs = kwargs
+        self._token: object = None
+        self.job: JobHandle | None = None
+
+    def __enter__(self) -> JobHandle:
+        self.job = self._tracker.start_job(*self._args, **self._kwargs)
+        self._token = context.enter(self.job.frame)
+        return self.job
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        context.leave(self._token)
+        job = self.job
+        assert job is not None
+        if job.status is not JobStatus.RUNNING:
+            return
+        if exc is None:
+            job.complete()
+        elif isinstance(exc, JobCancelled | KeyboardInterrupt) or (
+            exc_type is not None and exc_type.__name__ == "CancelledError"
+        ):
+            job.cancel(error_text(exc))
+        else:
+            job.log_failure(f"job failed: {error_text(exc)}", exc, None)
+            job.fail(exc)
+
+
+def _check_text(name: str, value: str, limit: int) -> None:
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise ValueError(f"{name} must be a non-empty string of at most {limit} characters")
+
+
+def _planned(spec: StepSpec) -> PlannedStep:
+    if isinstance(spec, PlannedStep):
+        planned = spec
+    elif isinstance(spec, tuple):
+        planned = PlannedStep(str(spec[0]), float(spec[1]))
+    else:
+        planned = PlannedStep(str(spec))
+    _check_text("step name", planned.name, 255)
+    if not planned.weight > 0:
+        raise ValueError(f"step {planned.name!r} needs a positive weight")
+    return planned
+

@@ -1,0 +1,282 @@
+"""The background batch writer: a bounded queue, batches by size and time, retries.
+
+The caller's thread only appends to a deque (no lock, no I/O). One daemon thread
+drains it in order and applies each batch in a single transaction. A batch that fails
+for a transient reason (the database is down, a lock timed out) is kept and retried
+with exponential backoff, under the same batch key, so it is stored exactly once. A
+batch that fails for a permanent reason is split and applied op by op; only ops that
+still fail are counted as ``failed`` and reported on the ``joblog.writer`` logger.
+
+Only a full queue loses events: ``put_event`` then waits up to ``full_queue_timeout``
+for room and, failing that, drops the event and counts it in ``dropped``.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from joblog.exceptions import StorageError
+from joblog.storage.engine import is_transient
+from joblog.storage.store import Store
+from joblog.storage.writes import EventRow, InsertEvents, Op
+
+__all__ = ["BatchWriter", "WriterStats"]
+
+internal_log = logging.getLogger("joblog.writer")
+
+#: Turns a queued raw event into a row; runs on the writer thread, off the caller's path.
+RowMaker = Callable[[Any], EventRow]
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    """Counters of one writer since it started."""
+
+    queued: int
+    written: int
+    batches: int
+    retries: int
+    dropped: int
+    failed: int
+    dropped_after_close: int
+    last_error: str | None
+    healthy: bool
+
+
+class _Flush:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class _Op:
+    """A queued state change; wakes the writer at once (jobs and steps are rare and urgent)."""
+
+    __slots__ = ("op",)
+
+    def __init__(self, op: Op) -> None:
+        self.op = op
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        store: Store,
+        make_row: RowMaker,
+        *,
+        batch_size: int = 2000,
+        flush_interval: float = 0.2,
+        max_queue: int = 200_000,
+        full_queue_timeout: float = 0.1,
+        max_backoff: float = 5.0,
+        on_idle: Callable[[], list[Op]] | None = None,
+        idle_every: float = 5.0,
+    ) -> None:
+        if batch_size < 1 or max_queue < batch_size or flush_interval <= 0:
+            raise ValueError("need 1 <= batch_size <= max_queue and flush_interval > 0")
+        self._store = store
+        self._make_row = make_row
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._max_queue = max_queue
+        self._full_queue_timeout = full_queue_timeout
+        self._max_backoff = max_backoff
+        self._on_idle = on_idle
+        self._idle_every = idle_every
+        self._queue: collections.deque[Any] = collections.deque()
+        self._wake = threading.Event()
+        self._closed = False
+        # itertools.count is advanced atomically under the GIL; += on an int is not.
+        self._dropped = itertools.count()
+        self._dropped_after_close = itertools.count()
+        self._written = 0
+        self._batches = 0
+        self._retries = 0
+        self._failed = 0
+        self._last_error: str | None = None
+        self._healthy = True
+        self._thread = threading.Thread(target=self._run, name="joblog-writer", daemon=True)
+        self._thread.start()
+        self.thread_id = self._thread.ident
+
+    # -- the caller's side -------------------------------------------------------------
+
+    def put_event(self, item: Any) -> None:
+        """Queue one raw event; never raises, waits at most ``full_queue_timeout``."""
+        queue = self._queue
+        if len(queue) >= self._max_queue and not self._wait_for_room():
+            return
+        if self._closed:
+            next(self._dropped_after_close)
+            return
+        queue.append(item)
+        if len(queue) >= self._batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    def put_op(self, op: Op) -> None:
+        """Queue a job or step change, in order with the events around it."""
+        if self._closed:
+            next(self._dropped_after_close)
+            return
+        self._queue.append(_Op(op))
+        self._wake.set()
+
+    def _wait_for_room(self) -> bool:
+        deadline = time.monotonic() + self._full_queue_timeout
+        self._wake.set()
+        while len(self._queue) >= self._max_queue:
+            if self._closed or time.monotonic() >= deadline:
+                next(self._dropped)
+                return False
+            time.sleep(0.001)
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued before this call is stored; False on timeout."""
+        if not self._thread.is_alive():
+            return not self._queue
+        marker = _Flush()
+        self._queue.append(marker)
+        self._wake.set()
+        return marker.done.wait(timeout)
+
+    def close(self, timeout: float | None = 30.0) -> bool:
+        """Stop accepting events, drain the queue, stop the thread; False if it timed out."""
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stats(self) -> WriterStats:
+        return WriterStats(
+            queued=sum(1 for item in tuple(self._queue) if not isinstance(item, _Flush)),
+            written=self._written,
+            batches=self._batches,
+            retries=self._retries,
+            dropped=_peek(self._dropped),
+            failed=self._failed,
+            dropped_after_close=_peek(self._dropped_after_close),
+            last_error=self._last_error,
+            healthy=self._healthy,
+        )
+
+    # -- the writer thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        last_idle = time.monotonic()
+        while True:
+            self._wake.wait(self._flush_interval)
+            self._wake.clear()
+            self._drain()
+            if self._on_idle is not None and time.monotonic() - last_idle >= self._idle_every:
+                last_idle = time.monotonic()
+                try:
+                    ops = self._on_idle()
+                except Exception:  # a heartbeat callback must never stop the writer
+                    ops = []
+                if ops:
+                    self._write(ops, 0)
+            if self._closed and not self._queue:
+                return
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            ops: list[Op] = []
+            rows: list[EventRow] = []
+            markers: list[_Flush] = []
+            events = 0
+            while queue and events < self._batch_size:
+                item = queue.popleft()
+                if isinstance(item, _Flush):
+                    markers.append(item)
+                    # Everything before the marker must be stored before it is released.
+                    break
+                if isinstance(item, _Op):
+                    if rows:
+                        ops.append(InsertEvents(rows))
+                        rows = []
+                    ops.append(item.op)
+                    continue
+                try:
+                    rows.append(self._make_row(item))
+                except Exception as error:  # a record that cannot be rendered
+                    self._failed += 1
+                    self._report(f"could not render a log record: {error!r}")
+                    continue
+                events += 1
+            if rows:
+                ops.append(InsertEvents(rows))
+            if ops:
+                self._write(ops, events)
+            for marker in markers:
+                marker.done.set()
+
+    def _write(self, ops: list[Op], events: int) -> None:
+        batch_key = uuid.uuid4().hex
+        delay = 0.05
+        while True:
+            try:
+                self._store.apply_batch(ops, batch_key)
+            except StorageError as error:
+                cause = error.__cause__ or error
+                self._last_error = str(error)
+                if not is_transient(cause):
+                    self._write_one_by_one(ops)
+                    return
+                self._healthy = False
+                self._retries += 1
+                # While closing, keep trying: close() drains, and its timeout bounds the wait.
+                time.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+                continue
+            self._healthy = True
+            self._written += events
+            self._batches += 1
+            return
+
+    def _write_one_by_one(self, ops: list[Op]) -> None:
+        """Isolate the ops a permanent error is about; store every other one."""
+        for op in _split(ops):
+            try:
+                self._store.apply_batch([op], uuid.uuid4().hex)
+            except StorageError as error:
+                count = len(op.rows) if isinstance(op, InsertEvents) else 1
+                self._failed += count
+                self._report(f"could not store {type(op).__name__}: {error}")
+            else:
+                if isinstance(op, InsertEvents):
+                    self._written += len(op.rows)
+        self._batches += 1
+
+    def _report(self, message: str) -> None:
+        self._last_error = message
+        # The handler ignores records from this thread, so this cannot loop back.
+        internal_log.error(message)
+        if not logging.getLogger().handlers:
+            print(f"joblog: {message}", file=sys.stderr)
+
+
+def _split(ops: list[Op]) -> list[Op]:
+    single: list[Op] = []
+    for op in ops:
+        if isinstance(op, InsertEvents):
+            single.extend(InsertEvents([row]) for row in op.rows)
+        else:
+            single.append(op)
+    return single
+
+
+def _peek(counter: itertools.count[int]) -> int:
+    # repr is "count(N)": read the value without advancing it.
+    return int(repr(counter)[6:-1])
