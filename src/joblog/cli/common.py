@@ -1,0 +1,48 @@
+"""Options and helpers shared by the ``joblog`` sub-commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import click
+
+from joblog.exceptions import JobLogError
+
+__all__ = ["DEFAULT_URL", "age", "fail_cleanly", "url_option"]
+
+DEFAULT_URL = "sqlite:///joblog.db"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def url_option(fn: F) -> F:
+    """``--url``, falling back to JOBLOG_DATABASE_URL, then a local SQLite file."""
+    return click.option(
+        "--url",
+        envvar="JOBLOG_DATABASE_URL",
+        default=DEFAULT_URL,
+        show_default=True,
+        help="Database URL (or set JOBLOG_DATABASE_URL).",
+    )(fn)
+
+
+def fail_cleanly(error: JobLogError) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+def age(moment: datetime | None) -> str:
+    """'3s ago', '5m ago', ... for a table cell."""
+    if moment is None:
+        return "-"
+    seconds = (datetime.now(UTC) - moment).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{max(int(seconds), 0)}s ago"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return str(timedelta(seconds=round(seconds)))
