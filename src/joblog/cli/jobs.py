@@ -95,11 +95,11 @@ def jobs_command(
         style = _STATUS_STYLE.get(job.status.value, "")
         table.add_row(
             age(job.created_at),
-            f"[{style}]{job.status.value}[/]",
+            Text(job.status.value, style=style),
             str(job.percent_complete),
-            f"{job.job_type}/{job.operation}",
-            job.external_job_id or "-",
-            job.id,
+            Text(f"{job.job_type}/{job.operation}"),
+            Text(job.external_job_id or "-"),
+            Text(job.id),
         )
     console.print(table)
 
@@ -134,10 +134,10 @@ def _show_job(console: Console, resolver: Resolver, any_id: str, as_json: bool) 
     for step in summary.steps:
         table.add_row(
             str(step.seq or ""),
-            step.name,
+            Text(step.name),
             step.status.value,
             duration(step.duration_seconds),
-            step.error_message or "",
+            Text(step.error_message or ""),
         )
     console.print(table)
 
