@@ -282,7 +282,11 @@ class JobHandle:
     # -- ending ------------------------------------------------------------------------------
 
     def complete(self) -> None:
-        """End the job. A required step that failed makes it end failed instead."""
+        """End the job. A required step that failed (or never finished) makes it fail."""
+        with self._lock:
+            unfinished = [s for s in self._steps if s.status is StepStatus.RUNNING]
+        for step in unfinished:
+            step.fail("the job ended while this step was still running")
         with self._lock:
             failed = list(self._failed_required)
         if failed:
