@@ -12,7 +12,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -123,8 +123,8 @@ class _StepScope:
         if exc is None:
             step.complete()
             return False
-        if isinstance(exc, JobCancelled | KeyboardInterrupt) or exc_type is not None and (
-            exc_type.__name__ == "CancelledError"
+        if isinstance(exc, JobCancelled | KeyboardInterrupt) or (
+            exc_type is not None and (exc_type.__name__ == "CancelledError")
         ):
             step.fail(f"cancelled: {error_text(exc)}")
             return False

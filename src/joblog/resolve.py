@@ -180,9 +180,7 @@ class Resolver:
         return typical
 
     def _events_only(self, external_job_id: str, job_id: str | None) -> JobSummary:
-        events = self.store.recent_events(
-            external_job_id=external_job_id, limit=self.recent_events
-        )
+        events = self.store.recent_events(external_job_id=external_job_id, limit=self.recent_events)
         first = events[0].ts if events else datetime.now(UTC)
         job = Job(
             id=job_id or external_job_id,

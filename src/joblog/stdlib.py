@@ -67,7 +67,7 @@ class JobLogHandler(logging.Handler):
         self._keep_unattributed = unattributed == "keep"
         self._unattributed_level = unattributed_level
 
-    def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:
+    def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock: emit only appends to a thread-safe deque.
         if self.filters:
             filtered = self.filter(record)

@@ -12,9 +12,8 @@ from typing import Any, Literal
 from joblog import context
 from joblog.exceptions import ExternalIdInUse, JobLogError, StorageUnavailable
 from joblog.handles import JobCancelled, JobHandle, error_text
-from joblog.model import Job, JobStatus, JobSummary, PlannedStep
+from joblog.model import Job, JobStatus, JobSummary, Level, PlannedStep
 from joblog.resolve import Resolver
-from joblog.model import Level
 from joblog.stdlib import JobLogHandler, clean_message, make_event_row
 from joblog.storage.reads import JobFilter
 from joblog.storage.store import Store, utcnow
@@ -256,9 +255,7 @@ class Tracker:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def log_event(
-        self, level: str, message: str, attrs: Mapping[str, Any] | None = None
-    ) -> None:
+    def log_event(self, level: str, message: str, attrs: Mapping[str, Any] | None = None) -> None:
         """Store one event directly (without logging), attributed to the current job."""
         record = logging.makeLogRecord(
             {
@@ -347,4 +344,3 @@ def _planned(spec: StepSpec) -> PlannedStep:
     if not planned.weight > 0:
         raise ValueError(f"step {planned.name!r} needs a positive weight")
     return planned
-

@@ -84,7 +84,7 @@ def _json(value: Any) -> Any:
     return value
 
 
-def job_from_row(row: Mapping[str, Any]) -> Job:
+def job_from_row(row: Mapping[Any, Any]) -> Job:
     planned = _json(row["planned_steps"]) or []
     created = _aware(row["created_at"])
     assert created is not None
@@ -112,7 +112,7 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
     )
 
 
-def step_from_row(row: Mapping[str, Any]) -> Step:
+def step_from_row(row: Mapping[Any, Any]) -> Step:
     return Step(
         id=int(row["id"]),
         job_id=row["job_id"],
@@ -127,7 +127,7 @@ def step_from_row(row: Mapping[str, Any]) -> Step:
     )
 
 
-def event_from_row(row: Mapping[str, Any]) -> LogEvent:
+def event_from_row(row: Mapping[Any, Any]) -> LogEvent:
     ts = _aware(row["ts"])
     assert ts is not None
     return LogEvent(
@@ -142,7 +142,7 @@ def event_from_row(row: Mapping[str, Any]) -> LogEvent:
     )
 
 
-def legacy_from_row(row: Mapping[str, Any]) -> LegacyFailoverJob:
+def legacy_from_row(row: Mapping[Any, Any]) -> LegacyFailoverJob:
     return LegacyFailoverJob(
         id=int(row["id"]),
         job_id=row["job_id"],

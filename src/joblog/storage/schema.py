@@ -8,6 +8,8 @@ DATETIME(6) timestamps (naive UTC everywhere).
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
@@ -50,12 +52,12 @@ metadata = sa.MetaData(
 )
 
 
-def timestamp() -> sa.types.TypeEngine[object]:
+def timestamp() -> sa.types.TypeEngine[Any]:
     """Naive UTC with microseconds: DATETIME(6) on MySQL/MariaDB, TIMESTAMP elsewhere."""
     return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
-def json_type() -> sa.types.TypeEngine[object]:
+def json_type() -> sa.types.TypeEngine[Any]:
     """JSON; JSONB on PostgreSQL, LONGTEXT with a json_valid check on MariaDB."""
     return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 

@@ -119,7 +119,7 @@ def insert_events(conn: sa.Connection, dialect: Dialect, rows: Sequence[EventRow
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
     if dialect == "postgresql":
-        with dbapi.cursor() as cursor, cursor.copy(_PG_COPY) as copy:
+        with dbapi.cursor() as cursor, cursor.copy(_PG_COPY) as copy:  # type: ignore[attr-defined]
             for row in rows:
                 copy.write_row(row)
         return
