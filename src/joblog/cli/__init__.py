@@ -21,6 +21,9 @@ def _register() -> None:
 
     main.add_command(jobs_command)
     main.add_command(logs_command)
+    from joblog.cli.serve import serve_command
+
+    main.add_command(serve_command)
 
 
 _register()

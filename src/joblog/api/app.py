@@ -1,0 +1,106 @@
+"""The ASGI application: the JSON API, the live stream, health, metrics and the dashboard.
+
+``create_app`` builds one :class:`Store` and one :class:`Resolver` for the process and puts
+them on ``app.state`` (``store``, ``resolver``, ``settings``, ``metrics``); the dashboard's
+pages read them from there. Whoever runs a tracker in the same process (``joblog demo``)
+may attach it as ``app.state.tracker`` to have its writer counters in ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from joblog import __version__
+from joblog.api import routes_jobs, routes_ops, stream
+from joblog.api.errors import install_error_handlers
+from joblog.api.metrics import MetricsMiddleware, RequestMetrics
+from joblog.api.settings import ApiSettings
+from joblog.exceptions import JobLogError
+from joblog.resolve import Resolver
+from joblog.storage.store import Store
+
+__all__ = ["DEFAULT_URL", "create_app"]
+
+DEFAULT_URL = "sqlite:///joblog.db"
+log = logging.getLogger("joblog.api")
+
+
+def create_app(
+    url: str | None = None,
+    *,
+    store: Store | None = None,
+    reap_interval: float | None = None,
+    settings: ApiSettings | None = None,
+) -> FastAPI:
+    """The joblog server for the database at ``url`` (or the given ``store``).
+
+    ``reap_interval``: seconds between sweeps for abandoned jobs, run while the app is
+    serving when the store offers ``reap_abandoned()``; None disables the sweep.
+    """
+    if store is None:
+        store = Store(url or DEFAULT_URL)
+        owns_store = True
+    else:
+        owns_store = False
+    if reap_interval is not None and reap_interval <= 0:
+        raise ValueError("reap_interval must be positive")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tasks:
+            if reap_interval is not None and callable(getattr(store, "reap_abandoned", None)):
+                tasks.start_soon(_reap_forever, store, reap_interval)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+        if owns_store:
+            store.close()
+
+    app = FastAPI(
+        title="joblog",
+        version=__version__,
+        description="Jobs, steps and log events, found by any ID a GUI holds.",
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.resolver = Resolver(store)
+    app.state.settings = settings or ApiSettings()
+    app.state.metrics = RequestMetrics()
+    app.state.tracker = None
+    app.state.reap_interval = reap_interval
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    # The stream router goes first: its ``{any_id:path}/stream`` must match before the
+    # status route's bare ``{any_id:path}``.
+    app.include_router(stream.router)
+    app.include_router(routes_jobs.router)
+    app.include_router(routes_ops.router)
+    _include_dashboard(app)
+    return app
+
+
+def _include_dashboard(app: FastAPI) -> None:
+    try:
+        from joblog.web.pages import build_router
+    except ImportError as exc:  # the dashboard is optional until its module lands
+        if exc.name not in ("joblog.web.pages", "joblog.web"):
+            raise
+        return
+    app.include_router(build_router())
+
+
+async def _reap_forever(store: Store, interval: float) -> None:
+    reap = store.reap_abandoned  # type: ignore[attr-defined]
+    while True:
+        await anyio.sleep(interval)
+        try:
+            await run_in_threadpool(reap)
+        except JobLogError as exc:
+            log.warning("reaping abandoned jobs failed: %s", exc)

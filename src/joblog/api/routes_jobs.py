@@ -1,0 +1,218 @@
+"""The read-side JSON routes under /api/v1: a job by any ID, the job list, a job's logs.
+
+IDs in paths are plain strings and may hold slashes (``{any_id:path}``); an ID ending in
+``/logs`` or ``/stream`` therefore reaches the suffix route, never the status route. An ID
+longer than 255 characters, or holding a NUL, is unknown: 404 ``job_not_found``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from joblog.api import params
+from joblog.api.errors import InvalidRequest
+from joblog.api.schemas import ErrorBody, EventPage, JobPage, SummaryModel
+from joblog.api.serialize import dumps, event_to_dict, job_to_dict, summary_to_dict
+from joblog.exceptions import JobNotFound
+from joblog.resolve import MAX_ID_LENGTH, Resolver
+from joblog.storage.reads import EventFilter, JobFilter
+from joblog.storage.store import Store
+
+__all__ = ["EventScope", "check_id", "event_scope", "router"]
+
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
+
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
+NDJSON_PAGE = 1000
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+_BAD: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Malformed cursor"},
+    422: {"model": ErrorBody, "description": "Invalid parameter"},
+    503: {"model": ErrorBody, "description": "Database unavailable"},
+}
+
+
+def json_response(body: Any, status_code: int = 200) -> Response:
+    return Response(dumps(body), status_code=status_code, media_type=JSON)
+
+
+def check_id(any_id: str) -> str:
+    """The ID as given, or JobNotFound for one no tier could hold."""
+    if not any_id or len(any_id) > MAX_ID_LENGTH or "\x00" in any_id:
+        raise JobNotFound(any_id[: MAX_ID_LENGTH + 1])
+    return any_id
+
+
+def _resolver(request: Request) -> Resolver:
+    resolver: Resolver = request.app.state.resolver
+    return resolver
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+# -- one job ---------------------------------------------------------------------------------
+
+_SUMMARY_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"model": SummaryModel, "description": "The job, resolved from any ID"},
+    **_NOT_FOUND,
+    503: _BAD[503],
+}
+
+
+@router.get("/failover/{job_id:path}/status", responses=_SUMMARY_DOC, response_class=Response)
+def failover_status(job_id: str, request: Request) -> Response:
+    """The seed's endpoint: same resolution and body as ``GET /api/v1/jobs/{any_id}``."""
+    return json_response(summary_to_dict(_resolver(request).resolve(check_id(job_id))))
+
+
+# -- a job's log events ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventScope:
+    """Which events belong to an ID: by job, by external ID only, or none (a legacy job)."""
+
+    job_id: str | None = None
+    external_job_id: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.job_id is None and self.external_job_id is None
+
+
+def event_scope(resolver: Resolver, any_id: str) -> EventScope:
+    """Resolve ``any_id`` to the events it names; JobNotFound when nothing knows it."""
+    check_id(any_id)
+    try:
+        return EventScope(job_id=resolver.job_id_for(any_id))
+    except JobNotFound:
+        found, _job_id = resolver.store.job_id_from_events(any_id)
+        if found:
+            return EventScope(external_job_id=any_id)
+        if resolver.store.get_failover_job(any_id) is not None:
+            return EventScope()
+        raise
+
+
+@router.get(
+    "/jobs/{any_id:path}/logs",
+    responses={200: {"model": EventPage}, **_NOT_FOUND, **_BAD},
+    response_class=Response,
+)
+async def job_logs(
+    any_id: str,
+    request: Request,
+    min_level: Annotated[str | None, Query(description="DEBUG, INFO, WARN or ERROR")] = None,
+    step_id: Annotated[int | None, Query(ge=-params.MAX_BIGINT, le=params.MAX_BIGINT)] = None,
+    since: Annotated[str | None, Query(description="ISO-8601, inclusive")] = None,
+    until: Annotated[str | None, Query(description="ISO-8601, exclusive")] = None,
+    contains: Annotated[str | None, Query(max_length=params.MAX_TEXT)] = None,
+    after_id: Annotated[int | None, Query(ge=0, le=params.MAX_BIGINT)] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    format: Annotated[Literal["json", "ndjson"], Query()] = "json",
+) -> Response:
+    """The job's log events in order; ``format=ndjson`` streams every matching event."""
+    filters = EventFilter(
+        min_level=params.parse_level(min_level),
+        step_id=step_id,
+        since=params.parse_datetime("since", since),
+        until=params.parse_datetime("until", until),
+        contains=params.parse_text("contains", contains),
+    )
+    start = params.decode_event_cursor(cursor)
+    if after_id is not None:
+        start = max(after_id, start or 0)
+    store = _store(request)
+    scope = await run_in_threadpool(event_scope, _resolver(request), any_id)
+    if format == "ndjson":
+        return StreamingResponse(_ndjson(store, scope, filters, start), media_type=NDJSON)
+    events = await run_in_threadpool(_page, store, scope, filters, start, limit + 1)
+    more = len(events) > limit
+    events = events[:limit]
+    next_cursor = params.encode_event_cursor(events[-1].id) if more else None
+    return json_response({"events": [event_to_dict(e) for e in events], "next_cursor": next_cursor})
+
+
+def _page(
+    store: Store, scope: EventScope, filters: EventFilter, after_id: int | None, limit: int
+) -> list[Any]:
+    if scope.empty:
+        return []
+    return store.list_events(
+        job_id=scope.job_id,
+        external_job_id=scope.external_job_id,
+        filters=filters,
+        after_id=after_id,
+        limit=limit,
+    )
+
+
+async def _ndjson(
+    store: Store, scope: EventScope, filters: EventFilter, after_id: int | None
+) -> AsyncIterator[bytes]:
+    # Page through the events so that a job with millions of lines never sits in memory.
+    while True:
+        events = await run_in_threadpool(_page, store, scope, filters, after_id, NDJSON_PAGE)
+        if not events:
+            return
+        yield b"".join(dumps(event_to_dict(event)) + b"\n" for event in events)
+        if len(events) < NDJSON_PAGE:
+            return
+        after_id = events[-1].id
+
+
+# -- the job list ----------------------------------------------------------------------------
+
+
+@router.get("/jobs", responses={200: {"model": JobPage}, **_BAD}, response_class=Response)
+def list_jobs(
+    request: Request,
+    status: Annotated[
+        list[str], Query(description="Repeat it or separate with commas: running,failed")
+    ] = [],  # noqa: B006 - FastAPI copies defaults per request
+    job_type: Annotated[str | None, Query()] = None,
+    context_id: Annotated[str | None, Query()] = None,
+    owner: Annotated[str | None, Query()] = None,
+    external_id_prefix: Annotated[str | None, Query()] = None,
+    since: Annotated[str | None, Query(description="Created at or after (ISO-8601)")] = None,
+    until: Annotated[str | None, Query(description="Created before (ISO-8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+) -> Response:
+    """Jobs newest first, filtered; follow ``next_cursor`` for the next page."""
+    if len(status) > 16:
+        raise InvalidRequest(["query", "status"], "at most 16 status values")
+    filters = JobFilter(
+        status=params.parse_statuses(status),
+        job_type=params.parse_text("job_type", job_type),
+        context_id=params.parse_text("context_id", context_id),
+        owner=params.parse_text("owner", owner),
+        external_id_prefix=params.parse_text("external_id_prefix", external_id_prefix),
+        since=params.parse_datetime("since", since),
+        until=params.parse_datetime("until", until),
+    )
+    before = params.decode_job_cursor(cursor)
+    jobs = _store(request).list_jobs(filters, limit=limit + 1, before=before)
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    next_cursor = params.encode_job_cursor(jobs[-1].created_at, jobs[-1].id) if more else None
+    return json_response({"jobs": [job_to_dict(job) for job in jobs], "next_cursor": next_cursor})
+
+
+# Declared last: ``{any_id:path}`` would otherwise swallow the /logs route (and the
+# stream router is included before this one for the same reason).
+@router.get("/jobs/{any_id:path}", responses=_SUMMARY_DOC, response_class=Response)
+def job_status(any_id: str, request: Request) -> Response:
+    """The job known by ``any_id`` (UUID, external ID, log-event ID or legacy ID)."""
+    return json_response(summary_to_dict(_resolver(request).resolve(check_id(any_id))))

@@ -1,0 +1,54 @@
+"""Operational routes: ``/healthz`` for load balancers and ``/metrics`` for Prometheus."""
+
+from __future__ import annotations
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from joblog.api.metrics import RequestMetrics, render_writer_stats
+from joblog.api.routes_jobs import json_response
+from joblog.api.schemas import HealthBody
+from joblog.api.settings import ApiSettings
+from joblog.exceptions import StorageError
+from joblog.storage.store import Store
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@router.get(
+    "/healthz",
+    response_class=Response,
+    responses={200: {"model": HealthBody}, 503: {"model": HealthBody}},
+)
+async def healthz(request: Request) -> Response:
+    """200 when the database answers ``SELECT 1`` within the health timeout, else 503."""
+    store: Store = request.app.state.store
+    settings: ApiSettings = request.app.state.settings
+    detail: str | None = None
+    with anyio.move_on_after(settings.health_timeout) as scope:
+        try:
+            # Abandoned on timeout: a hung connect must not hold the answer back.
+            await anyio.to_thread.run_sync(store.ping, abandon_on_cancel=True)
+        except StorageError as exc:
+            detail = str(exc)
+    if scope.cancelled_caught:
+        detail = f"no answer within {settings.health_timeout:g}s"
+    if detail is not None:
+        body = {"status": "error", "database": "unavailable", "detail": detail}
+        return json_response(body, status_code=503)
+    return json_response({"status": "ok", "database": "ok"})
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(request: Request) -> PlainTextResponse:
+    """Request counts and latencies per route, and the attached writer's counters."""
+    request_metrics: RequestMetrics = request.app.state.metrics
+    text = request_metrics.render() + render_writer_stats(
+        getattr(request.app.state, "tracker", None)
+    )
+    return PlainTextResponse(text, media_type=PROMETHEUS)

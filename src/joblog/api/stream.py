@@ -1,0 +1,306 @@
+"""``GET /api/v1/jobs/{any_id}/stream``: a job's changes as Server-Sent Events.
+
+The producer may be another process on any backend, so the stream polls the database
+(job row, steps, children, events after the last one sent) instead of subscribing to
+anything in this process. Events, in order:
+
+* ``snapshot``: the summary dict (first event of a fresh connection, never of a resume);
+  its ``recent_events`` are the log tail, and ``log`` events continue after them;
+* ``progress``: {status, percent, progress, eta_seconds, elapsed_seconds, error_message};
+* ``step``: a step dict, whenever a step row is new or changed;
+* ``child``: a job dict, whenever a child job is new or changed;
+* ``log``: an event dict per new log event, in ID order;
+* ``end``: {status, error_message} once the job is terminal; then the stream closes.
+
+Every event's ``id`` is ``<last log event id>.<state token>``, the token a short hash of the
+job's status, percent, steps and children. A client reconnecting with ``Last-Event-ID`` gets
+the log events after that ID, and the state events only if the token changed meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from joblog.api.errors import InvalidRequest
+from joblog.api.routes_jobs import EventScope, check_id
+from joblog.api.schemas import ErrorBody
+from joblog.api.serialize import (
+    dumps,
+    event_to_dict,
+    job_to_dict,
+    progress_to_dict,
+    step_to_dict,
+    summary_to_dict,
+)
+from joblog.api.settings import ApiSettings
+from joblog.exceptions import JobNotFound, StorageError
+from joblog.model import Job, JobStatus, JobSummary, LogEvent, Step
+from joblog.resolve import Resolver
+
+__all__ = ["parse_last_event_id", "router", "state_token"]
+
+router = APIRouter(prefix="/api/v1", tags=["stream"])
+
+_LAST_EVENT_ID = re.compile(r"^(\d{1,19})\.([0-9a-f]{1,32})$")
+
+
+def parse_last_event_id(value: str | None) -> tuple[int, str] | None:
+    """(last log event id, state token) from a ``Last-Event-ID`` header; 400 if malformed."""
+    if value is None or value.strip() == "":
+        return None
+    match = _LAST_EVENT_ID.match(value.strip())
+    if match is None:
+        raise InvalidRequest(
+            ["header", "last-event-id"], "not an ID this stream sent", status_code=400
+        )
+    return int(match.group(1)), match.group(2)
+
+
+def _step_key(step: Step) -> str | None:
+    """Stored steps by row ID, legacy phases by position; declared-only steps have none."""
+    if step.id is not None:
+        return str(step.id)
+    if step.seq is not None:
+        return f"seq:{step.seq}"
+    return None
+
+
+def _job_mark(job: Job) -> tuple[Any, ...]:
+    return (job.status.value, job.percent_complete, job.error_message, job.completed_at)
+
+
+def _step_mark(step: Step) -> tuple[Any, ...]:
+    return (step.status.value, step.started_at, step.completed_at, step.error_message)
+
+
+def state_token(job: Job, steps: Sequence[Step], children: Sequence[Job]) -> str:
+    """A short hash of everything the state events report."""
+    parts = [repr(_job_mark(job))]
+    parts += [f"{_step_key(s)}={_step_mark(s)!r}" for s in steps if _step_key(s) is not None]
+    parts += [f"{c.id}={_job_mark(c)!r}" for c in children]
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=6).hexdigest()
+
+
+def _summary_token(summary: JobSummary) -> str:
+    return state_token(summary.job, summary.steps, summary.children)
+
+
+@dataclass(slots=True)
+class _Poll:
+    """One round of reads: the summary when the state changed, and the new log events."""
+
+    token: str | None
+    summary: JobSummary | None
+    events: list[LogEvent]
+
+
+class _Source:
+    """What one stream follows: a stored job, an events-only ID or a legacy failover row."""
+
+    def __init__(self, resolver: Resolver, any_id: str, summary: JobSummary) -> None:
+        self.resolver = resolver
+        self.any_id = any_id
+        self.resolved_by = summary.resolved_by
+        self.legacy = summary.legacy is not None
+        self.events_only = summary.job.status is JobStatus.UNKNOWN
+        if self.legacy:
+            self.scope = EventScope()
+        elif self.events_only:
+            self.scope = EventScope(external_job_id=summary.job.external_job_id or any_id)
+        else:
+            self.scope = EventScope(job_id=summary.job.id)
+        self.job_id = summary.job.id
+
+    def poll(self, known_token: str | None, after_id: int, limit: int) -> _Poll:
+        """Read the state (the full summary only if its token moved) then newer events."""
+        token, summary = self._state(known_token)
+        return _Poll(token, summary, self._events(after_id, limit))
+
+    def _state(self, known_token: str | None) -> tuple[str | None, JobSummary | None]:
+        if self.events_only:
+            return None, None
+        if self.legacy:
+            summary = self.resolver.resolve(self.any_id)
+            token = _summary_token(summary)
+            return token, (summary if token != known_token else None)
+        store = self.resolver.store
+        job = store.get_job(self.job_id)
+        if job is None:
+            return known_token, None
+        token = state_token(job, store.steps_of(job.id), store.children_of(job.id))
+        if token == known_token:
+            return token, None
+        summary = self.resolver.summarize(job, self.resolved_by)
+        return _summary_token(summary), summary
+
+    def _events(self, after_id: int, limit: int) -> list[LogEvent]:
+        if self.scope.empty:
+            return []
+        return self.resolver.store.list_events(
+            job_id=self.scope.job_id,
+            external_job_id=self.scope.external_job_id,
+            after_id=after_id,
+            limit=limit,
+        )
+
+
+def _frame(event: str, data: Any, event_id: str) -> bytes:
+    return b"event: %s\nid: %s\ndata: %s\n\n" % (event.encode(), event_id.encode(), dumps(data))
+
+
+def _progress_data(summary: JobSummary) -> dict[str, Any]:
+    return {
+        "status": summary.job.status.value,
+        "percent": summary.progress.percent,
+        "progress": progress_to_dict(summary.progress),
+        "eta_seconds": summary.eta_seconds,
+        "elapsed_seconds": summary.elapsed_seconds,
+        "error_message": summary.job.error_message,
+    }
+
+
+@dataclass(slots=True)
+class _Cursor:
+    """What the client has seen: the log cursor, the state token and each item's mark."""
+
+    log_id: int
+    token: str
+    progress: tuple[Any, ...] | None = None
+    steps: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    children: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    def seen(self, summary: JobSummary) -> None:
+        self.progress = self._progress_mark(summary)
+        for step in summary.steps:
+            key = _step_key(step)
+            if key is not None:
+                self.steps[key] = _step_mark(step)
+        self.children = {child.id: _job_mark(child) for child in summary.children}
+
+    @staticmethod
+    def _progress_mark(summary: JobSummary) -> tuple[Any, ...]:
+        return (*_job_mark(summary.job), summary.progress)
+
+    def state_frames(self, summary: JobSummary, token: str) -> list[bytes]:
+        """Progress, step and child events for what changed; only the last carries ``token``."""
+        changes: list[tuple[str, dict[str, Any]]] = []
+        if self._progress_mark(summary) != self.progress:
+            changes.append(("progress", _progress_data(summary)))
+        for step in summary.steps:
+            key = _step_key(step)
+            if key is not None and self.steps.get(key) != _step_mark(step):
+                changes.append(("step", step_to_dict(step)))
+        for child in summary.children:
+            if self.children.get(child.id) != _job_mark(child):
+                changes.append(("child", job_to_dict(child)))
+        self.seen(summary)
+        frames = []
+        for index, (name, data) in enumerate(changes):
+            # A client cut off mid-batch resumes with the old token and gets the batch again.
+            last = index == len(changes) - 1
+            frames.append(_frame(name, data, f"{self.log_id}.{token if last else self.token}"))
+        self.token = token
+        return frames
+
+    def log_frames(self, events: Sequence[LogEvent]) -> list[bytes]:
+        frames = []
+        for event in events:
+            self.log_id = event.id
+            frames.append(_frame("log", event_to_dict(event), f"{self.log_id}.{self.token}"))
+        return frames
+
+    def end_frame(self, job: Job) -> bytes:
+        data = {"status": job.status.value, "error_message": job.error_message}
+        return _frame("end", data, f"{self.log_id}.{self.token}")
+
+
+async def _follow(
+    request: Request,
+    source: _Source,
+    summary: JobSummary,
+    resume: tuple[int, str] | None,
+    settings: ApiSettings,
+) -> AsyncIterator[bytes]:
+    yield f"retry: {settings.retry_ms}\n\n".encode()
+    if resume is None:
+        tail = max((event.id for event in summary.recent_events), default=0)
+        cursor = _Cursor(log_id=tail, token=_summary_token(summary))
+        cursor.seen(summary)
+        yield _frame("snapshot", summary_to_dict(summary), f"{cursor.log_id}.{cursor.token}")
+        known: str | None = cursor.token
+    else:
+        cursor = _Cursor(log_id=resume[0], token=resume[1])
+        known = None  # read the full state once, to learn each item's mark
+    job = summary.job
+    terminal = False
+    # After the job is seen terminal, one more round picks up log lines written just after.
+    final_round = job.is_terminal and resume is None
+    last_sent = time.monotonic()
+    while True:
+        if await request.is_disconnected():
+            return
+        try:
+            poll = await run_in_threadpool(source.poll, known, cursor.log_id, settings.stream_batch)
+        except (StorageError, JobNotFound):
+            # The database is away: keep the connection and try again on the next round.
+            poll = None
+        frames: list[bytes] = []
+        if poll is not None:
+            if poll.summary is not None:
+                job = poll.summary.job
+                assert poll.token is not None
+                if known is None and poll.token == cursor.token:
+                    cursor.seen(poll.summary)  # a resume that missed no state change
+                else:
+                    frames += cursor.state_frames(poll.summary, poll.token)
+            known = poll.token if poll.token is not None else known
+            frames += cursor.log_frames(poll.events)
+            terminal = job.is_terminal
+        for frame in frames:
+            yield frame
+        if frames:
+            last_sent = time.monotonic()
+        more_logs = poll is not None and len(poll.events) >= settings.stream_batch
+        if terminal and poll is not None and not more_logs:
+            if final_round:
+                yield cursor.end_frame(job)
+                return
+            final_round = True
+        if time.monotonic() - last_sent >= settings.keepalive_interval:
+            yield b": keepalive\n\n"
+            last_sent = time.monotonic()
+        if not more_logs:
+            await anyio.sleep(settings.poll_interval)
+
+
+@router.get(
+    "/jobs/{any_id:path}/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
+        400: {"model": ErrorBody, "description": "Malformed Last-Event-ID"},
+        404: {"model": ErrorBody},
+    },
+)
+async def job_stream(any_id: str, request: Request) -> Response:
+    """Follow a job live until it ends; resume with ``Last-Event-ID``."""
+    resume = parse_last_event_id(request.headers.get("last-event-id"))
+    resolver: Resolver = request.app.state.resolver
+    settings: ApiSettings = request.app.state.settings
+    summary = await run_in_threadpool(resolver.resolve, check_id(any_id))
+    source = _Source(resolver, any_id, summary)
+    return StreamingResponse(
+        _follow(request, source, summary, resume, settings),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

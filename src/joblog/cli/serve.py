@@ -1,0 +1,82 @@
+"""``joblog serve``: the JSON API, the live stream and the dashboard, under uvicorn.
+
+The socket is bound here, before uvicorn starts, so that a port in use is a one-line
+error rather than a log record and an exit from deep inside the server.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import click
+import uvicorn
+
+from joblog.cli.common import url_option
+from joblog.exceptions import JobLogError
+from joblog.storage.store import Store
+
+__all__ = ["bind_socket", "serve_command"]
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on host:port; ClickException when that is impossible."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def _open_store(url: str) -> Store:
+    try:
+        store = Store(url)
+        store.ping()
+    except JobLogError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return store
+
+
+def _display_url(host: str, port: int) -> str:
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
+
+
+@click.command("serve")
+@url_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0: any."
+)
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+def serve_command(url: str, host: str, port: int, log_level: str) -> None:
+    """Serve the status API (/api/v1, docs at /docs) and the live dashboard."""
+    from joblog.api.app import create_app  # FastAPI is imported only for this command
+
+    store = _open_store(url)
+    sock = bind_socket(host, port)
+    bound_port = int(sock.getsockname()[1])
+    app = create_app(store=store)
+    config = uvicorn.Config(app, log_level=log_level, lifespan="on")
+    server = uvicorn.Server(config)
+    database = store.url.render_as_string(hide_password=True)
+    click.echo(f"joblog serving {database}")
+    click.echo(f"dashboard: {_display_url(host, bound_port)}   API docs: /docs")
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        store.close()
