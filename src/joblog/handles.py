@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from joblog import context
 from joblog.exceptions import InvalidTransition, JobLogError
 from joblog.model import JobStatus, PlannedStep, StepStatus
+from joblog.progress import FINISHED_STEP_STATUSES, planned_percent
 from joblog.storage.store import utcnow
 from joblog.storage.writes import InsertStep, UpdateJob, UpdateStep
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["JobCancelled", "JobHandle", "StepHandle", "new_step_id"]
 
-_FINISHED_STEP = frozenset({StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SKIPPED})
+_FINISHED_STEP = FINISHED_STEP_STATUSES
 
 
 class JobCancelled(JobLogError):
@@ -245,15 +246,7 @@ class JobHandle:
             steps = list(self._steps)
             children = list(self._children)
         if self.planned:
-            total = sum(p.weight for p in self.planned) or 1.0
-            names = {p.name: p.weight for p in self.planned}
-            done: dict[str, float] = {}
-            for step in steps:
-                if step.name not in names:
-                    continue
-                share = 1.0 if step.status in _FINISHED_STEP else step.fraction
-                done[step.name] = max(done.get(step.name, 0.0), share)
-            return 100 * sum(names[n] * share for n, share in done.items()) / total
+            return planned_percent(self.planned, ((s.name, s.status, s.fraction) for s in steps))
         if children:
             return sum(c.percent for c in children) / len(children)
         return 0.0
