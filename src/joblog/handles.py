@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -21,24 +20,20 @@ from joblog import context
 from joblog.exceptions import InvalidTransition, JobLogError
 from joblog.model import JobStatus, PlannedStep, StepStatus
 from joblog.progress import FINISHED_STEP_STATUSES, planned_percent
+from joblog.storage.ids import new_step_id
 from joblog.storage.store import utcnow
 from joblog.storage.writes import InsertStep, UpdateJob, UpdateStep
 
 if TYPE_CHECKING:
     from joblog.tracker import Tracker
 
-__all__ = ["JobCancelled", "JobHandle", "StepHandle", "new_step_id"]
+__all__ = ["JobCancelled", "JobHandle", "StepHandle"]
 
 _FINISHED_STEP = FINISHED_STEP_STATUSES
 
 
 class JobCancelled(JobLogError):
     """The job was cancelled."""
-
-
-def new_step_id() -> int:
-    """A BIGINT step ID made here, so steps need no round trip: ms time, then 21 random bits."""
-    return (time.time_ns() // 1_000_000) << 21 | secrets.randbits(21)
 
 
 def error_text(error: BaseException) -> str:

@@ -1,0 +1,331 @@
+"""Job state changes made by producers outside this process (the HTTP ingest API).
+
+An in-process :class:`~joblog.Tracker` keeps its jobs' state in memory and queues the
+changes; a remote producer has no such memory, so here every change is one transaction
+that reads the current rows and applies the same rules: monotonic progress, steps
+numbered without gaps or duplicates, no "completed" after a failed required step.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+
+from joblog.exceptions import ExternalIdInUse, InvalidTransition, JobNotFound
+from joblog.model import Job, JobStatus, PlannedStep, Step, StepStatus
+from joblog.progress import FINISHED_STEP_STATUSES, planned_percent
+from joblog.storage import schema
+from joblog.storage.engine import storage_errors
+from joblog.storage.ids import new_step_id
+from joblog.storage.reads import job_from_row, step_from_row, to_naive_utc
+from joblog.storage.store import Store, utcnow
+from joblog.storage.writes import EventRow, claim_batch_key, insert_events
+
+__all__ = ["IncomingEvent", "ProducerWrites"]
+
+jobs = schema.job_tracking
+steps = schema.job_steps
+_OPEN = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
+_ENDINGS = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingEvent:
+    """One log event as a remote producer sends it (already validated)."""
+
+    level: str
+    message: str
+    ts: datetime
+    job_id: str | None = None
+    external_job_id: str | None = None
+    step_seq: int | None = None
+    attrs: str | None = None  # JSON text
+
+
+class ProducerWrites:
+    """Transactions for the write API; each method validates against the current rows."""
+
+    def __init__(self, store: Store, *, external_id_policy: str = "reject") -> None:
+        self.store = store
+        self.external_id_policy = external_id_policy
+        self._engine = store.engine.execution_options(joblog_write=True)
+
+    def start_job(
+        self,
+        job_type: str,
+        operation: str,
+        *,
+        external_job_id: str | None = None,
+        context_id: str | None = None,
+        owner: str | None = None,
+        parent_job_id: str | None = None,
+        planned: Sequence[PlannedStep] = (),
+        metadata: Mapping[str, Any] | None = None,
+        start: bool = True,
+    ) -> Job:
+        """Insert a job (running, or pending with ``start=False``)."""
+        now = utcnow()
+        job_id = str(uuid.uuid4())
+        with storage_errors("starting a job"), self._engine.begin() as conn:
+            if parent_job_id is not None and _job_row(conn, parent_job_id) is None:
+                raise JobNotFound(parent_job_id, f"no parent job {parent_job_id!r}")
+            if external_job_id is not None and self.external_id_policy == "reject":
+                holder = conn.execute(
+                    sa.select(jobs.c.id)
+                    .where(jobs.c.external_job_id == external_job_id, jobs.c.status.in_(_OPEN))
+                    .limit(1)
+                ).scalar()
+                if holder is not None:
+                    raise ExternalIdInUse(external_job_id, holder)
+            conn.execute(
+                jobs.insert().values(
+                    id=job_id,
+                    parent_job_id=parent_job_id,
+                    job_type=job_type,
+                    operation=operation,
+                    status=(JobStatus.RUNNING if start else JobStatus.PENDING).value,
+                    external_job_id=external_job_id,
+                    context_id=context_id,
+                    owner=owner,
+                    percent_complete=0,
+                    metadata=dict(metadata) if metadata else None,
+                    planned_steps=[{"name": p.name, "weight": p.weight} for p in planned] or None,
+                    cancel_requested=False,
+                    created_at=now,
+                    started_at=now if start else None,
+                    updated_at=now,
+                    heartbeat_at=now,
+                )
+            )
+            row = _job_row(conn, job_id)
+        assert row is not None
+        return job_from_row(row)
+
+    def start_step(
+        self, job_id: str, name: str, *, weight: float | None = None, allow_failure: bool = False
+    ) -> Step:
+        """Start the job's next step; the seq is MAX(seq)+1, retried if another won the race."""
+        for _attempt in range(10):
+            try:
+                with storage_errors("starting a step"), self._engine.begin() as conn:
+                    job = self._open_job(conn, job_id)
+                    planned = {p.name: p.weight for p in job.planned_steps}
+                    seq = conn.execute(
+                        sa.select(sa.func.coalesce(sa.func.max(steps.c.seq), 0) + 1).where(
+                            steps.c.job_id == job_id
+                        )
+                    ).scalar_one()
+                    step_id = new_step_id()
+                    conn.execute(
+                        steps.insert().values(
+                            id=step_id,
+                            job_id=job_id,
+                            seq=seq,
+                            name=name,
+                            status=StepStatus.RUNNING.value,
+                            weight=weight if weight is not None else planned.get(name, 1.0),
+                            allow_failure=allow_failure,
+                            started_at=utcnow(),
+                        )
+                    )
+                    if job.status is JobStatus.PENDING:
+                        conn.execute(
+                            jobs.update()
+                            .where(jobs.c.id == job_id)
+                            .values(status=JobStatus.RUNNING.value, started_at=utcnow())
+                        )
+                    row = (
+                        conn.execute(sa.select(steps).where(steps.c.id == step_id)).mappings().one()
+                    )
+                return step_from_row(row)
+            except exc.IntegrityError:
+                continue  # a concurrent start took this seq: read MAX again
+        raise InvalidTransition(f"could not number a new step of job {job_id}: too much contention")
+
+    def finish_step(
+        self, job_id: str, seq: int, status: StepStatus, error_message: str | None = None
+    ) -> Step:
+        if status not in FINISHED_STEP_STATUSES:
+            raise InvalidTransition("a step can only be finished as completed, failed or skipped")
+        with storage_errors("finishing a step"), self._engine.begin() as conn:
+            job = self._open_job(conn, job_id)
+            row = (
+                conn.execute(sa.select(steps).where(steps.c.job_id == job_id, steps.c.seq == seq))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise JobNotFound(job_id, f"job {job_id} has no step {seq}")
+            if row["status"] != StepStatus.RUNNING.value:
+                raise InvalidTransition(f"step {seq} of job {job_id} already {row['status']}")
+            conn.execute(
+                steps.update()
+                .where(steps.c.id == row["id"])
+                .values(status=status.value, error_message=error_message, completed_at=utcnow())
+            )
+            self._recompute(conn, job)
+            done = conn.execute(sa.select(steps).where(steps.c.id == row["id"])).mappings().one()
+        return step_from_row(done)
+
+    def update_job(
+        self,
+        job_id: str,
+        *,
+        percent: int | None = None,
+        status: JobStatus | None = None,
+        error_message: str | None = None,
+    ) -> Job:
+        """Set progress (never backwards) and/or end the job."""
+        with storage_errors("updating a job"), self._engine.begin() as conn:
+            job = self._open_job(conn, job_id)
+            now = utcnow()
+            values: dict[str, Any] = {"updated_at": now, "heartbeat_at": now}
+            if percent is not None and percent > job.percent_complete:
+                values["percent_complete"] = percent
+            if status is not None and status is not job.status:
+                if status not in _ENDINGS:
+                    raise InvalidTransition(f"a job cannot be set back to {status.value}")
+                values.update(self._ending(conn, job, status, error_message, now))
+            elif error_message is not None:
+                values["error_message"] = error_message
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+            row = _job_row(conn, job_id)
+        assert row is not None
+        return job_from_row(row)
+
+    def heartbeat(self, job_id: str) -> Job:
+        return self.update_job(job_id)
+
+    def request_cancel(self, job_id: str) -> Job:
+        with storage_errors("requesting a cancel"), self._engine.begin() as conn:
+            self._open_job(conn, job_id)
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id)
+                .values(cancel_requested=True, updated_at=utcnow())
+            )
+            row = _job_row(conn, job_id)
+        assert row is not None
+        return job_from_row(row)
+
+    def ingest_events(self, batch_key: str, events: Sequence[IncomingEvent]) -> bool:
+        """Store a batch once: False (and nothing written) if ``batch_key`` was seen."""
+        with storage_errors("storing events"), self._engine.begin() as conn:
+            if not claim_batch_key(conn, f"http:{batch_key}", utcnow()):
+                return False
+            rows: list[EventRow] = []
+            step_ids: dict[tuple[str, int], int] = {}
+            for event in events:
+                job_id, external_id = event.job_id, event.external_job_id
+                if job_id is not None:
+                    row = _job_row(conn, job_id)
+                    if row is None:
+                        raise JobNotFound(job_id)
+                    external_id = external_id or row["external_job_id"]
+                step_id = None
+                if event.step_seq is not None:
+                    if job_id is None:
+                        raise InvalidTransition("a step needs the job's job_id")
+                    key = (job_id, event.step_seq)
+                    if key not in step_ids:
+                        found = conn.execute(
+                            sa.select(steps.c.id).where(
+                                steps.c.job_id == job_id, steps.c.seq == event.step_seq
+                            )
+                        ).scalar()
+                        if found is None:
+                            raise JobNotFound(job_id, f"job {job_id} has no step {event.step_seq}")
+                        step_ids[key] = int(found)
+                    step_id = step_ids[key]
+                rows.append(
+                    (
+                        job_id,
+                        step_id,
+                        external_id,
+                        event.level,
+                        event.message,
+                        event.attrs,
+                        to_naive_utc(event.ts),
+                    )
+                )
+            insert_events(conn, self.store.dialect, rows)
+        return True
+
+    # -- rules -----------------------------------------------------------------------------
+
+    def _open_job(self, conn: sa.Connection, job_id: str) -> Job:
+        row = _job_row(conn, job_id, for_update=self.store.dialect != "sqlite")
+        if row is None:
+            raise JobNotFound(job_id)
+        job = job_from_row(row)
+        if job.is_terminal:
+            raise InvalidTransition(f"job {job_id} already {job.status.value}")
+        return job
+
+    def _recompute(self, conn: sa.Connection, job: Job) -> None:
+        if not job.planned_steps:
+            return
+        rows = conn.execute(
+            sa.select(steps.c.name, steps.c.status).where(steps.c.job_id == job.id)
+        ).all()
+        percent = int(
+            planned_percent(job.planned_steps, ((n, StepStatus(s), 0.0) for n, s in rows))
+        )
+        if percent > job.percent_complete:
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job.id)
+                .values(percent_complete=percent, updated_at=utcnow())
+            )
+
+    def _ending(
+        self,
+        conn: sa.Connection,
+        job: Job,
+        status: JobStatus,
+        error_message: str | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Values that end the job; completion is refused after a failed required step."""
+        running = StepStatus.RUNNING.value
+        conn.execute(
+            steps.update()
+            .where(steps.c.job_id == job.id, steps.c.status == running)
+            .values(
+                status=StepStatus.FAILED.value,
+                error_message=f"job ended {status.value} while the step was running",
+                completed_at=now,
+            )
+        )
+        values: dict[str, Any] = {"status": status.value, "completed_at": now}
+        if status is JobStatus.COMPLETED:
+            failed = conn.execute(
+                sa.select(steps.c.name, steps.c.error_message)
+                .where(
+                    steps.c.job_id == job.id,
+                    steps.c.status == StepStatus.FAILED.value,
+                    steps.c.allow_failure == sa.false(),
+                )
+                .order_by(steps.c.seq)
+            ).all()
+            if failed:
+                names = ", ".join(repr(name) for name, _ in failed)
+                values["status"] = JobStatus.FAILED.value
+                values["error_message"] = f"step {names} failed: {failed[0][1] or 'failed'}"
+                return values
+            values["percent_complete"] = 100
+        values["error_message"] = error_message
+        return values
+
+
+def _job_row(conn: sa.Connection, job_id: str, *, for_update: bool = False) -> Any:
+    query = sa.select(jobs).where(jobs.c.id == job_id)
+    if for_update:
+        query = query.with_for_update()
+    return conn.execute(query).mappings().first()
