@@ -10,7 +10,7 @@ import click
 
 from joblog.exceptions import JobLogError
 
-__all__ = ["DEFAULT_URL", "age", "fail_cleanly", "url_option"]
+__all__ = ["DEFAULT_URL", "DURATION", "age", "duration", "fail_cleanly", "url_option"]
 
 DEFAULT_URL = "sqlite:///joblog.db"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,3 +46,29 @@ def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     return str(timedelta(seconds=round(seconds)))
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class DurationType(click.ParamType):  # type: ignore[type-arg,unused-ignore]
+    """'30d', '12h', '15m', '90s' or plain seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip().lower()
+        unit = text[-1:] if text[-1:] in _UNITS else "s"
+        number = text[:-1] if text[-1:] in _UNITS else text
+        try:
+            amount = float(number)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration like 30d, 12h, 15m or 90s", param, ctx)
+        if not 0 < amount <= 1e9:
+            self.fail(f"{value!r} must be a positive duration", param, ctx)
+        return timedelta(seconds=amount * _UNITS[unit])
+
+
+DURATION = DurationType()

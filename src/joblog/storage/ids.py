@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from datetime import UTC, datetime
 
-__all__ = ["new_step_id"]
+__all__ = ["new_step_id", "utcnow"]
 
 
 def new_step_id() -> int:
@@ -15,3 +16,8 @@ def new_step_id() -> int:
     in the same millisecond with the same 21 random bits.
     """
     return (time.time_ns() // 1_000_000) << 21 | secrets.randbits(21)
+
+
+def utcnow() -> datetime:
+    """Naive UTC now, the form every timestamp column holds."""
+    return datetime.now(UTC).replace(tzinfo=None)

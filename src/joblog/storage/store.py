@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -17,20 +16,17 @@ from joblog.storage.engine import (
     parse_url,
     storage_errors,
 )
+from joblog.storage.ids import utcnow
+from joblog.storage.maintenance import Maintenance
 from joblog.storage.reads import ReadQueries
 from joblog.storage.writes import Op, apply_ops, claim_batch_key
 
-__all__ = ["Store"]
+__all__ = ["Store", "utcnow"]
 
 log = logging.getLogger("joblog.storage")
 
 
-def utcnow() -> datetime:
-    """Naive UTC now, the form every timestamp column holds."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-class Store(ReadQueries):
+class Store(ReadQueries, Maintenance):
     """Reads and writes joblog's tables on one database.
 
     ``auto_migrate`` creates the schema in an empty database and refuses one whose

@@ -1,0 +1,94 @@
+"""``joblog reap`` and ``joblog prune``: housekeeping from cron or by hand."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from joblog.cli.common import DURATION, fail_cleanly, url_option
+from joblog.exceptions import JobLogError
+from joblog.model import Level
+from joblog.storage.store import Store
+
+__all__ = ["prune_command", "reap_command"]
+
+
+@click.command("reap")
+@url_option
+@click.option(
+    "--timeout",
+    type=DURATION,
+    default="60s",
+    show_default=True,
+    help="A running job without a heartbeat for this long is failed as abandoned.",
+)
+def reap_command(url: str, timeout: timedelta) -> None:
+    """Fail running jobs whose producer stopped sending heartbeats (it crashed)."""
+    try:
+        store = Store(url)
+        try:
+            reaped = store.reap_abandoned(timeout.total_seconds())
+        finally:
+            store.close()
+    except JobLogError as error:
+        raise fail_cleanly(error) from error
+    click.echo(f"failed {len(reaped)} abandoned job(s)")
+    for job_id in reaped:
+        click.echo(f"  {job_id}")
+
+
+@click.command("prune")
+@url_option
+@click.option("--older-than", type=DURATION, required=True, help="e.g. 30d, 12h.")
+@click.option(
+    "--level",
+    "max_level",
+    help="Only events at or below this level (e.g. DEBUG keeps INFO and above).",
+)
+@click.option("--include-jobs", is_flag=True, help="Also delete jobs that ended before then.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+def prune_command(
+    url: str,
+    older_than: timedelta,
+    max_level: str | None,
+    include_jobs: bool,
+    batch_size: int,
+) -> None:
+    """Delete old log events in small batches; events of running jobs are never touched."""
+    try:
+        level = Level.parse(max_level) if max_level else None
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--level") from error
+    if include_jobs and level is not None:
+        raise click.BadParameter("--include-jobs deletes whole jobs; it cannot go with --level")
+    console = Console(stderr=True)
+    try:
+        store = Store(url)
+        try:
+            with Progress(
+                TextColumn("pruning log_events"),
+                BarColumn(),
+                TextColumn("{task.completed:,} rows"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("prune", total=None)
+                report = store.prune(
+                    older_than,
+                    max_level=level,
+                    include_jobs=include_jobs,
+                    batch_size=batch_size,
+                    progress=lambda n: bar.advance(task, n),
+                )
+        finally:
+            store.close()
+    except JobLogError as error:
+        raise fail_cleanly(error) from error
+    click.echo(
+        f"removed {report.events:,} log events, {report.batch_keys:,} batch keys and "
+        f"{report.jobs:,} jobs in {report.seconds:.1f}s"
+    )
