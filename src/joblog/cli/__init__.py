@@ -18,9 +18,12 @@ def main() -> None:
 def _register() -> None:
     # Each sub-command group lives in its own module; imported here to keep `main` small.
     from joblog.cli.jobs import jobs_command, logs_command
+    from joblog.cli.maintenance import prune_command, reap_command
 
     main.add_command(jobs_command)
     main.add_command(logs_command)
+    main.add_command(reap_command)
+    main.add_command(prune_command)
     from joblog.cli.serve import serve_command
 
     main.add_command(serve_command)
