@@ -1,0 +1,532 @@
+"""Schema migrations: upgrade, downgrade, adopting the older system's database, backfill.
+
+Alembic does the work; this module is the boundary the rest of joblog (and the
+``joblog db`` command) calls. It adds what a bare ``alembic upgrade`` lacks:
+
+* adoption: a database the older system built (its four tables, no ``alembic_version``)
+  is checked against ``0001_base``, stamped, then upgraded, keeping every row;
+* a migration lock, so that two processes opening one empty database at once do not
+  both build it (PostgreSQL advisory lock, MariaDB ``GET_LOCK``, and on SQLite one
+  ``BEGIN IMMEDIATE`` transaction around the whole run, which also makes it atomic);
+* driver and Alembic errors turned into joblog's own (``StorageError`` and subclasses).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util.exc import CommandError
+from sqlalchemy import event
+from sqlalchemy.pool import NullPool
+
+from joblog.exceptions import (
+    ConfigError,
+    JobLogError,
+    SchemaError,
+    StorageError,
+    StorageUnavailable,
+)
+from joblog.storage.schema import job_tracking, log_events
+
+__all__ = [
+    "BASE_REVISION",
+    "DatabaseState",
+    "backfill",
+    "current",
+    "detect",
+    "downgrade",
+    "ensure_schema",
+    "head_revision",
+    "stamp",
+    "upgrade",
+]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+BASE_REVISION = "0001_base"
+VERSION_TABLE = "alembic_version"
+LOCK_TIMEOUT_SECONDS = 120.0
+
+DatabaseState = Literal["empty", "older-system", "managed"]
+
+#: The older system's tables and the columns adoption needs (the shape of 0001_base).
+OLDER_SYSTEM_COLUMNS: dict[str, tuple[str, ...]] = {
+    "job_tracking": (
+        "id",
+        "parent_job_id",
+        "job_type",
+        "operation",
+        "status",
+        "context_id",
+        "owner",
+        "percent_complete",
+        "metadata",
+        "error_message",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "updated_at",
+    ),
+    "job_steps": (
+        "id",
+        "job_id",
+        "seq",
+        "name",
+        "status",
+        "error_message",
+        "started_at",
+        "completed_at",
+    ),
+    "log_events": ("id", "job_id", "step_id", "level", "message", "attrs", "ts"),
+    "failover_jobs": (
+        "id",
+        "job_id",
+        "vm_id",
+        "job_type",
+        "status",
+        "source_vm_name",
+        "error_message",
+        "created_at",
+        "updated_at",
+        "completed_at",
+    ),
+}
+
+#: Columns later revisions add; finding one in an unmanaged database means it was
+#: changed by hand, and replaying the revisions over it would fail half-way.
+LATER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "job_tracking": ("external_job_id", "planned_steps", "cancel_requested", "heartbeat_at"),
+    "job_steps": ("weight", "allow_failure"),
+    "log_events": ("external_job_id",),
+}
+
+
+def head_revision() -> str:
+    """The newest revision this version of joblog knows."""
+    head = _script().get_current_head()
+    assert head is not None, "joblog ships at least one revision"
+    return head
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Upgrade the database at ``url`` to ``revision``, adopting an older-system database."""
+    _check_revision(revision)
+    with _migration_connection(url) as connection:
+        _upgrade_locked(connection, revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Downgrade the database at ``url`` to ``revision`` (``base`` removes every table)."""
+    _check_revision(revision)
+    with _migration_connection(url) as connection:
+        _run_alembic(connection, lambda cfg: command.downgrade(cfg, revision))
+
+
+def stamp(url: str, revision: str) -> None:
+    """Record ``revision`` as current without running any migration."""
+    _check_revision(revision)
+    with _migration_connection(url) as connection:
+        _run_alembic(connection, lambda cfg: command.stamp(cfg, revision))
+
+
+def current(url: str) -> str | None:
+    """The database's current revision, or None when it has none (empty, older-system)."""
+    engine = _engine(url)
+    try:
+        with _connect(engine) as connection, _storage_errors("reading the revision"):
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def detect(engine: sa.Engine | sa.Connection) -> DatabaseState:
+    """What the database holds: nothing of joblog's, the older system's tables, or a
+    schema Alembic manages.
+
+    Some but not all of the older system's tables, and no ``alembic_version``, also
+    count as "older-system": adoption then refuses, naming what is missing.
+    """
+    with _storage_errors("inspecting the database"):
+        tables = set(sa.inspect(engine).get_table_names())
+    if VERSION_TABLE in tables:
+        return "managed"
+    if tables & set(OLDER_SYSTEM_COLUMNS):
+        return "older-system"
+    return "empty"
+
+
+def ensure_schema(engine: sa.Engine) -> None:
+    """Make sure a database joblog is about to use has joblog's current schema.
+
+    An empty database is upgraded to head; a database at head passes after one query.
+    A database behind head, or one the older system built, is left alone and
+    ``SchemaError`` says how to upgrade it: changing a shared schema is the operator's
+    decision, not a side effect of opening it.
+    """
+    head = head_revision()
+    if _read_revision(engine) == head:
+        return
+    if _is_private_memory_database(engine):
+        with engine.begin() as connection:
+            _ensure_locked(connection, engine.url, head)
+        return
+    with _migration_connection(engine.url) as connection:
+        _ensure_locked(connection, engine.url, head)
+
+
+def backfill(
+    url: str,
+    batch_size: int = 5000,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Fill ``log_events.external_job_id`` where it is NULL and derivable; return how
+    many rows were filled.
+
+    The value comes from the event's job (``job_tracking.external_job_id``), else from
+    an ``external_job_id`` key in its attrs. Batches follow the primary key and each
+    commits on its own, so an interrupted run loses at most one batch and a rerun goes
+    on from there (filled rows are no longer NULL). ``progress(examined, total)`` is
+    called after each committed batch.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, not {batch_size}")
+    engine = _engine(url)
+    try:
+        with _connect(engine) as connection, _storage_errors("backfilling external_job_id"):
+            with connection.begin():
+                revision = _read_revision(connection)
+            if revision != head_revision():
+                raise SchemaError(
+                    f"backfill needs the schema at {head_revision()}, the database is at"
+                    f" {revision or 'none'}; run: joblog db upgrade first"
+                )
+            return _backfill_batches(connection, batch_size, progress)
+    finally:
+        engine.dispose()
+
+
+def _backfill_batches(
+    connection: sa.Connection,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None,
+) -> int:
+    pending = log_events.c.external_job_id.is_(None)
+    with connection.begin():
+        total = connection.scalar(sa.select(sa.func.count()).where(pending)) or 0
+    # attrs is read as text and parsed here: old SQLite rows may hold invalid JSON,
+    # which the JSON type would fail on. psycopg decodes JSONB itself unless cast.
+    if connection.dialect.name == "postgresql":
+        attrs_text: sa.ColumnElement[str] = sa.cast(log_events.c.attrs, sa.Text)
+    else:
+        attrs_text = sa.type_coerce(log_events.c.attrs, sa.Text)
+    select = (
+        sa.select(log_events.c.id, job_tracking.c.external_job_id, attrs_text)
+        .select_from(log_events.outerjoin(job_tracking, job_tracking.c.id == log_events.c.job_id))
+        .where(pending)
+        .order_by(log_events.c.id)
+        .limit(batch_size)
+    )
+    update = (
+        sa.update(log_events)
+        .where(log_events.c.id == sa.bindparam("row_id"), pending)
+        .values(external_job_id=sa.bindparam("value"))
+    )
+    last_id: int | None = None
+    examined = updated = 0
+    while True:
+        with connection.begin():
+            batch_query = select if last_id is None else select.where(log_events.c.id > last_id)
+            rows = connection.execute(batch_query).all()
+            if not rows:
+                return updated
+            values = [
+                {"row_id": row_id, "value": value}
+                for row_id, job_external_id, attrs in rows
+                if (value := _derive_external_job_id(job_external_id, attrs)) is not None
+            ]
+            if values:
+                result = connection.execute(update, values)
+                sane = connection.dialect.supports_sane_multi_rowcount
+                updated += result.rowcount if sane else len(values)
+        last_id = rows[-1][0]
+        examined += len(rows)
+        if progress is not None:
+            progress(examined, max(total, examined))
+
+
+def _derive_external_job_id(job_external_id: str | None, attrs: str | bytes | None) -> str | None:
+    if job_external_id:
+        return job_external_id
+    if attrs is None:
+        return None
+    try:
+        parsed = json.loads(attrs)
+    except (TypeError, ValueError):
+        return None
+    value = parsed.get("external_job_id") if isinstance(parsed, dict) else None
+    # Only what fits the column: a longer value would fail the whole batch.
+    if isinstance(value, str) and 0 < len(value) <= 255:
+        return value
+    return None
+
+
+# --- internals -------------------------------------------------------------------
+
+
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
+def _config() -> Config:
+    cfg = Config()
+    # ConfigParser interpolates %; a path containing one must be escaped.
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    return cfg
+
+
+def _check_revision(revision: str) -> None:
+    """Reject a revision this joblog does not ship before touching the database."""
+    if revision in ("head", "heads", "base") or revision[:1] in ("+", "-"):
+        return  # symbolic or relative: Alembic resolves those against the database
+    try:
+        found = _script().get_revision(revision)
+    except (CommandError, RevisionError) as exc:
+        raise ConfigError(f"unknown revision {revision!r}: {exc}") from exc
+    if found is None:
+        raise ConfigError(f"unknown revision {revision!r}")
+
+
+def _is_known(revision: str) -> bool:
+    try:
+        return _script().get_revision(revision) is not None
+    except (CommandError, RevisionError):
+        return False
+
+
+def _run_alembic(connection: sa.Connection, run: Callable[[Config], None]) -> None:
+    """Run one Alembic command on ``connection`` (which env.py picks up)."""
+    if connection.dialect.name != "sqlite" and connection.in_transaction():
+        # Alembic opens its own per-revision transactions; hand it a clean connection.
+        connection.commit()
+    cfg = _config()
+    cfg.attributes["connection"] = connection
+    with _storage_errors("migrating"):
+        run(cfg)
+
+
+def _upgrade_locked(connection: sa.Connection, revision: str) -> None:
+    if detect(connection) == "older-system":
+        _verify_older_system(connection)
+        _run_alembic(connection, lambda cfg: command.stamp(cfg, BASE_REVISION))
+    _run_alembic(connection, lambda cfg: command.upgrade(cfg, revision))
+
+
+def _ensure_locked(connection: sa.Connection, url: sa.URL, head: str) -> None:
+    """ensure_schema's decision, re-taken under the migration lock: another process
+    may have built the schema while this one waited."""
+    state = detect(connection)
+    revision = _read_revision(connection) if state == "managed" else None
+    if revision == head:
+        return
+    if state == "empty" or (state == "managed" and revision is None and _has_no_tables(connection)):
+        _run_alembic(connection, lambda cfg: command.upgrade(cfg, "head"))
+        return
+    shown = url.render_as_string(hide_password=True)
+    if state == "older-system":
+        raise SchemaError(
+            f"the database at {shown} holds the older system's tables without joblog's"
+            f" migrations; adopt it (rows are kept) with: joblog db upgrade --url '{shown}'"
+        )
+    if revision is not None and not _is_known(revision):
+        raise SchemaError(
+            f"the database at {shown} is at revision {revision}, which this version of"
+            f" joblog does not know (written by a newer joblog?); joblog needs {head}"
+        )
+    raise SchemaError(
+        f"the database at {shown} is at revision {revision or 'none'}, joblog needs {head};"
+        f" run: joblog db upgrade --url '{shown}'"
+    )
+
+
+def _has_no_tables(connection: sa.Connection) -> bool:
+    tables = set(sa.inspect(connection).get_table_names())
+    return not (tables - {VERSION_TABLE}) & set(OLDER_SYSTEM_COLUMNS)
+
+
+def _verify_older_system(connection: sa.Connection) -> None:
+    """Refuse to adopt a database that lacks what 0001_base has, or already has
+    columns that later revisions would add, naming each."""
+    inspector = sa.inspect(connection)
+    tables = set(inspector.get_table_names())
+    missing: list[str] = []
+    clashing: list[str] = []
+    for table, columns in OLDER_SYSTEM_COLUMNS.items():
+        if table not in tables:
+            missing.append(f"table {table}")
+            continue
+        present = {column["name"] for column in inspector.get_columns(table)}
+        missing += [f"{table}.{name}" for name in columns if name not in present]
+        clashing += [f"{table}.{name}" for name in LATER_COLUMNS.get(table, ()) if name in present]
+    if "ingest_batches" in tables:
+        clashing.append("table ingest_batches")
+    if missing:
+        raise SchemaError(
+            "cannot adopt this database as the older system's: missing " + ", ".join(missing)
+        )
+    if clashing:
+        raise SchemaError(
+            "cannot adopt this database: it already has "
+            + ", ".join(clashing)
+            + " without joblog's migration history (changed by hand?); add the missing"
+            " pieces or remove these, then stamp the matching revision with joblog db stamp"
+        )
+
+
+def _read_revision(bind: sa.Engine | sa.Connection) -> str | None:
+    """The version row, in one query; None when there is no version table or row."""
+    query = sa.text(f"SELECT version_num FROM {VERSION_TABLE}")
+    with contextlib.ExitStack() as stack:
+        if isinstance(bind, sa.Engine):
+            bind = stack.enter_context(_connect(bind))
+        try:
+            rows = bind.execute(query).scalars().all()
+        except (sa.exc.ProgrammingError, sa.exc.OperationalError) as exc:
+            # "No such table" is a ProgrammingError on PostgreSQL and MariaDB and an
+            # OperationalError on SQLite; detect() sorts out what the database holds.
+            if isinstance(exc, sa.exc.OperationalError) and "no such table" not in str(exc):
+                raise StorageUnavailable(f"cannot read the schema revision: {exc}") from exc
+            return None
+    return rows[0] if len(rows) == 1 else None
+
+
+def _is_private_memory_database(engine: sa.Engine) -> bool:
+    """An in-memory SQLite database exists only inside this engine's connections."""
+    return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+
+
+def _engine(url: str | sa.URL) -> sa.Engine:
+    """A short-lived engine for migration work (no pool; SQLite writes BEGIN IMMEDIATE)."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"not a database URL: {url!r}") from exc
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
+        raise ConfigError(
+            f"unsupported database {parsed.drivername!r}: use sqlite:///FILE,"
+            " postgresql+psycopg://... or mysql+pymysql://..."
+        )
+    connect_args: dict[str, Any] = {}
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.drivername in ("mysql", "mariadb"):
+        parsed = parsed.set(drivername="mysql+pymysql")
+    if backend == "sqlite":
+        connect_args["timeout"] = LOCK_TIMEOUT_SECONDS
+    else:
+        connect_args["connect_timeout"] = 5
+    if backend in ("mysql", "mariadb"):
+        connect_args["charset"] = "utf8mb4"
+    try:
+        engine = sa.create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise ConfigError(f"cannot use {parsed.render_as_string()}: {exc}") from exc
+    if backend == "sqlite":
+        _begin_immediate(engine)
+    return engine
+
+
+def _begin_immediate(engine: sa.Engine) -> None:
+    """Make each SQLite transaction take the write lock up front, so that one migration
+    run is one transaction and a second process waits for it instead of interleaving."""
+
+    @event.listens_for(engine, "connect")
+    def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy, not pysqlite, says BEGIN
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextlib.contextmanager
+def _connect(engine: sa.Engine) -> Iterator[sa.Connection]:
+    try:
+        connection = engine.connect()
+    except sa.exc.DBAPIError as exc:
+        shown = engine.url.render_as_string(hide_password=True)
+        raise StorageUnavailable(f"cannot connect to {shown}: {exc.orig}") from exc
+    with connection:
+        yield connection
+
+
+@contextlib.contextmanager
+def _storage_errors(doing: str) -> Iterator[None]:
+    try:
+        yield
+    except JobLogError:
+        raise
+    except (CommandError, RevisionError) as exc:
+        raise SchemaError(f"{doing} failed: {exc}") from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise StorageError(f"{doing} failed: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _migration_connection(url: str | sa.URL) -> Iterator[sa.Connection]:
+    """A connection holding the migration lock for as long as the block runs."""
+    engine = _engine(url)
+    try:
+        with _connect(engine) as connection:
+            if engine.dialect.name == "sqlite":
+                with _storage_errors("migrating"), connection.begin():
+                    yield connection
+            else:
+                with _migration_lock(engine):
+                    yield connection
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: sa.Engine) -> Iterator[None]:
+    """Serialise migrations on one database across processes (PostgreSQL, MariaDB)."""
+    database = engine.url.database or ""
+    digest = hashlib.sha256(f"joblog-migrate:{database}".encode()).digest()
+    with _connect(engine) as raw, _storage_errors("taking the migration lock"):
+        lock = raw.execution_options(isolation_level="AUTOCOMMIT")
+        if engine.dialect.name == "postgresql":
+            # Poll instead of pg_advisory_lock(): a session waiting inside a statement
+            # holds a snapshot, and CREATE INDEX CONCURRENTLY in the lock holder would
+            # wait for that snapshot, which waits for the lock: a deadlock.
+            key = int.from_bytes(digest[:8], "big", signed=True)
+            deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+            while not lock.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
+                if time.monotonic() > deadline:
+                    raise StorageError("timed out waiting for another joblog migration")
+                time.sleep(0.05)
+            release = sa.text("SELECT pg_advisory_unlock(:k)").bindparams(k=key)
+        else:
+            # GET_LOCK names are server-wide, so the name carries the database's.
+            name = "joblog-migrate:" + digest[:12].hex()
+            got = lock.scalar(
+                sa.text("SELECT GET_LOCK(:n, :t)"), {"n": name, "t": int(LOCK_TIMEOUT_SECONDS)}
+            )
+            if got != 1:
+                raise StorageError("timed out waiting for another joblog migration")
+            release = sa.text("SELECT RELEASE_LOCK(:n)").bindparams(n=name)
+        try:
+            yield
+        finally:
+            lock.execute(release)
