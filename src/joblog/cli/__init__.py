@@ -27,6 +27,9 @@ def _register() -> None:
     from joblog.cli.serve import serve_command
 
     main.add_command(serve_command)
+    from joblog.cli.demo import demo_command
+
+    main.add_command(demo_command)
 
 
 _register()

@@ -1,0 +1,171 @@
+"""The dashboard's pages: the live jobs list and one job's live page.
+
+``build_router()`` returns the routes; the API's app factory includes them. Handlers read
+``request.app.state.store`` and ``request.app.state.resolver``. The pages are rendered
+complete on the server (they read well without JavaScript); small scripts under
+``static/`` then keep them live from the JSON API and its Server-Sent Events stream.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from joblog.exceptions import JobNotFound, StorageError
+from joblog.model import JobStatus, JobSummary, ResolvedBy
+from joblog.resolve import Resolver
+from joblog.storage.reads import JobFilter
+from joblog.storage.store import Store
+from joblog.web.errors import failed_step_name, readable_error
+from joblog.web.render import render
+
+__all__ = ["STATIC_FILES", "build_router", "job_href"]
+
+#: The only files ``/static/{name}`` serves, with their media types.
+STATIC_FILES = {
+    "app.css": "text/css; charset=utf-8",
+    "common.js": "text/javascript; charset=utf-8",
+    "jobs.js": "text/javascript; charset=utf-8",
+    "job.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+LIST_LIMIT = 50
+MAX_QUERY_LENGTH = 255
+_STATUSES = tuple(s.value for s in JobStatus if s is not JobStatus.UNKNOWN)
+_STATIC_DIR = Path(str(resources.files("joblog.web") / "static"))
+
+
+def job_href(id_or_external: str) -> str:
+    """The dashboard URL of a job (any ID works; slashes and spaces are escaped)."""
+    return "/jobs/" + quote(id_or_external, safe="")
+
+
+def api_href(job_id: str, suffix: str = "") -> str:
+    return "/api/v1/jobs/" + quote(job_id, safe="") + suffix
+
+
+def build_router() -> APIRouter:
+    """The dashboard routes: ``/``, ``/jobs/{any_id}`` and ``/static/{name}``."""
+    router = APIRouter(include_in_schema=False)
+    router.add_api_route("/", jobs_page, methods=["GET"], response_model=None)
+    router.add_api_route("/jobs/{any_id:path}", job_page, methods=["GET"], response_model=None)
+    router.add_api_route("/static/{name}", static_file, methods=["GET"], response_model=None)
+    return router
+
+
+def _page(template: str, status_code: int = 200, **context: object) -> HTMLResponse:
+    return HTMLResponse(
+        render(template, **context),
+        status_code=status_code,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _problem(status_code: int, title: str, detail: str, query: str = "") -> HTMLResponse:
+    return _page("problem.html", status_code, title=title, detail=detail, query=query)
+
+
+def jobs_page(
+    request: Request,
+    status: str | None = None,
+    job_type: str | None = None,
+    q: str | None = None,
+    children: str | None = None,
+) -> Response:
+    """The jobs list; ``q`` is an external ID prefix, and a full ID jumps to its job.
+
+    Child jobs (e.g. one per volume) are left out unless ``children=1``.
+    """
+    store: Store = request.app.state.store
+    resolver: Resolver = request.app.state.resolver
+    status = status or None
+    job_type = (job_type or "").strip() or None
+    query = (q or "").strip()
+    if status is not None and status not in _STATUSES:
+        return _problem(400, "Unknown status", f"Choose one of: {', '.join(_STATUSES)}.")
+    if len(query) > MAX_QUERY_LENGTH or (job_type is not None and len(job_type) > 50):
+        return _problem(400, "Search too long", "IDs have at most 255 characters.")
+    try:
+        if query and _is_known_id(store, resolver, query):
+            return RedirectResponse(job_href(query), status_code=303)
+        filters = JobFilter(
+            status=(status,) if status else (),
+            job_type=job_type,
+            external_id_prefix=query or None,
+        )
+        jobs = store.list_jobs(filters, limit=LIST_LIMIT * 2)
+        everything = store.list_jobs(JobFilter(), limit=200) if filters != JobFilter() else jobs
+    except StorageError as exc:
+        return _problem(503, "The database cannot be reached", str(exc))
+    with_children = children == "1"
+    if not with_children:
+        jobs = [job for job in jobs if job.parent_job_id is None]
+    jobs = jobs[:LIST_LIMIT]
+    job_types = sorted({j.job_type for j in everything} | ({job_type} if job_type else set()))
+    return _page(
+        "jobs.html",
+        jobs=jobs,
+        statuses=_STATUSES,
+        job_types=job_types,
+        status=status or "",
+        job_type=job_type or "",
+        query=query,
+        with_children=with_children,
+        job_href=job_href,
+        limit=LIST_LIMIT,
+    )
+
+
+def _is_known_id(store: Store, resolver: Resolver, any_id: str) -> bool:
+    """True when ``any_id`` resolves in full (cheaper than building a summary)."""
+    try:
+        resolver.job_id_for(any_id)
+    except JobNotFound:
+        return store.get_failover_job(any_id) is not None
+    return True
+
+
+def job_page(request: Request, any_id: str) -> Response:
+    """One job, found by internal UUID, external ID or legacy failover ID."""
+    resolver: Resolver = request.app.state.resolver
+    try:
+        summary = resolver.resolve(any_id)
+    except JobNotFound:
+        return _page("not_found.html", 404, any_id=any_id[:MAX_QUERY_LENGTH])
+    except StorageError as exc:
+        return _problem(503, "The database cannot be reached", str(exc))
+    return _page("job.html", 200, **job_context(summary, any_id))
+
+
+def job_context(summary: JobSummary, any_id: str) -> dict[str, object]:
+    """What job.html needs, beyond the summary itself."""
+    job = summary.job
+    step = failed_step_name(summary.steps)
+    failed = job.status is JobStatus.FAILED
+    return {
+        "s": summary,
+        "job": job,
+        "any_id": any_id,
+        "title": job.external_job_id or job.id,
+        "legacy": summary.resolved_by is ResolvedBy.FAILOVER_JOBS,
+        "failed": failed,
+        "readable": readable_error(job.error_message, step) if failed else "",
+        "summary_url": api_href(job.id),
+        "stream_url": api_href(job.id, "/stream"),
+        "logs_url": api_href(job.id, "/logs"),
+        "job_href": job_href,
+    }
+
+
+def static_file(name: str) -> Response:
+    """One of the dashboard's own static files (an allow-list, so no path tricks)."""
+    media_type = STATIC_FILES.get(name)
+    if media_type is None:
+        return _problem(404, "Not found", "There is no such file.")
+    return FileResponse(
+        _STATIC_DIR / name, media_type=media_type, headers={"Cache-Control": "no-cache"}
+    )
