@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from joblog.exceptions import StorageError
+from joblog.exceptions import StorageError, StorageUnavailable
 from joblog.storage.engine import is_transient
 from joblog.storage.store import Store
 from joblog.storage.writes import EventRow, InsertEvents, Op
@@ -231,7 +231,8 @@ class BatchWriter:
             except StorageError as error:
                 cause = error.__cause__ or error
                 self._last_error = str(error)
-                if not is_transient(cause):
+                # StorageUnavailable is transient by definition, whatever the sink behind it.
+                if not (isinstance(error, StorageUnavailable) or is_transient(cause)):
                     self._write_one_by_one(ops)
                     return
                 self._healthy = False

@@ -126,3 +126,19 @@ class TestEvents:
         producer.ingest_events("b", [event("Failover job started", external_job_id="go-only")])
         summary = Resolver(producer.store).resolve("go-only")
         assert summary.resolved_by is ResolvedBy.LOG_EVENTS
+
+
+class TestEventAttachment:
+    def test_an_external_id_attaches_events_to_the_newest_job(
+        self, producer: ProducerWrites
+    ) -> None:
+        job = producer.start_job("failover", "live", external_job_id="go-9")
+        producer.ingest_events("b", [event("hello", external_job_id="go-9")])
+        assert [row["job_id"] for row in events(producer.store)] == [job.id]
+
+    def test_a_step_id_of_another_job_is_refused(self, producer: ProducerWrites) -> None:
+        first = producer.start_job("failover", "live")
+        other = producer.start_job("failover", "live")
+        step = producer.start_step(first.id, "a")
+        with pytest.raises(joblog.JobNotFound):
+            producer.ingest_events("b", [event("x", job_id=other.id, step_id=step.id)])

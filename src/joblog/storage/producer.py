@@ -45,6 +45,7 @@ class IncomingEvent:
     job_id: str | None = None
     external_job_id: str | None = None
     step_seq: int | None = None
+    step_id: int | None = None
     attrs: str | None = None  # JSON text
 
 
@@ -221,28 +222,29 @@ class ProducerWrites:
                 return False
             rows: list[EventRow] = []
             step_ids: dict[tuple[str, int], int] = {}
+            jobs_seen: dict[str, Any] = {}
+            by_external: dict[str, str | None] = {}
             for event in events:
                 job_id, external_id = event.job_id, event.external_job_id
+                if job_id is None and external_id is not None:
+                    # Attach the event to the newest job holding this external ID, if any;
+                    # otherwise it stays an events-only ID (the log_events tier).
+                    if external_id not in by_external:
+                        by_external[external_id] = conn.execute(
+                            sa.select(jobs.c.id)
+                            .where(jobs.c.external_job_id == external_id)
+                            .order_by(jobs.c.created_at.desc())
+                            .limit(1)
+                        ).scalar()
+                    job_id = by_external[external_id]
                 if job_id is not None:
-                    row = _job_row(conn, job_id)
+                    if job_id not in jobs_seen:
+                        jobs_seen[job_id] = _job_row(conn, job_id)
+                    row = jobs_seen[job_id]
                     if row is None:
                         raise JobNotFound(job_id)
                     external_id = external_id or row["external_job_id"]
-                step_id = None
-                if event.step_seq is not None:
-                    if job_id is None:
-                        raise InvalidTransition("a step needs the job's job_id")
-                    key = (job_id, event.step_seq)
-                    if key not in step_ids:
-                        found = conn.execute(
-                            sa.select(steps.c.id).where(
-                                steps.c.job_id == job_id, steps.c.seq == event.step_seq
-                            )
-                        ).scalar()
-                        if found is None:
-                            raise JobNotFound(job_id, f"job {job_id} has no step {event.step_seq}")
-                        step_ids[key] = int(found)
-                    step_id = step_ids[key]
+                step_id = self._step_id(conn, job_id, event, step_ids)
                 rows.append(
                     (
                         job_id,
@@ -256,6 +258,33 @@ class ProducerWrites:
                 )
             insert_events(conn, self.store.dialect, rows)
         return True
+
+    @staticmethod
+    def _step_id(
+        conn: sa.Connection,
+        job_id: str | None,
+        event: IncomingEvent,
+        cache: dict[tuple[str, int], int],
+    ) -> int | None:
+        """The step an event names, by seq or ID; it must belong to the event's job."""
+        if event.step_seq is None and event.step_id is None:
+            return None
+        if job_id is None:
+            raise InvalidTransition("an event that names a step must name its job too")
+        if event.step_id is not None:
+            condition = sa.and_(steps.c.job_id == job_id, steps.c.id == event.step_id)
+            key = (job_id, -event.step_id)
+        else:
+            assert event.step_seq is not None
+            condition = sa.and_(steps.c.job_id == job_id, steps.c.seq == event.step_seq)
+            key = (job_id, event.step_seq)
+        if key not in cache:
+            found = conn.execute(sa.select(steps.c.id).where(condition)).scalar()
+            if found is None:
+                which = event.step_id if event.step_id is not None else event.step_seq
+                raise JobNotFound(job_id, f"job {job_id} has no step {which}")
+            cache[key] = int(found)
+        return cache[key]
 
     # -- rules -----------------------------------------------------------------------------
 
