@@ -17,9 +17,11 @@ def main() -> None:
 
 def _register() -> None:
     # Each sub-command group lives in its own module; imported here to keep `main` small.
+    from joblog.cli.db import db
     from joblog.cli.jobs import jobs_command, logs_command
     from joblog.cli.maintenance import prune_command, reap_command
 
+    main.add_command(db)
     main.add_command(jobs_command)
     main.add_command(logs_command)
     main.add_command(reap_command)
