@@ -84,12 +84,7 @@ class Resolver:
         """The internal job ID for any ID (tiers 1-3 only: legacy rows have none)."""
         if not any_id or len(any_id) > MAX_ID_LENGTH:
             raise JobNotFound(any_id)
-        if self.store.get_job(any_id) is not None:
-            return any_id
-        job = self.store.newest_job_by_external_id(any_id)
-        if job is not None:
-            return job.id
-        _found, job_id = self.store.job_id_from_events(any_id)
+        job_id = self.store.resolve_job_id(any_id)  # tiers 1-3, one round trip
         if job_id is not None:
             return job_id
         raise JobNotFound(any_id)

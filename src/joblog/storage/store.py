@@ -16,9 +16,9 @@ from joblog.storage.engine import (
     parse_url,
     storage_errors,
 )
+from joblog.storage.fastread import FastReadQueries, FastReads
 from joblog.storage.ids import utcnow
 from joblog.storage.maintenance import Maintenance
-from joblog.storage.reads import ReadQueries
 from joblog.storage.writes import Op, apply_ops, claim_batch_key
 
 __all__ = ["Store", "utcnow"]
@@ -26,7 +26,7 @@ __all__ = ["Store", "utcnow"]
 log = logging.getLogger("joblog.storage")
 
 
-class Store(ReadQueries, Maintenance):
+class Store(FastReadQueries, Maintenance):
     """Reads and writes joblog's tables on one database.
 
     ``auto_migrate`` creates the schema in an empty database and refuses one whose
@@ -41,12 +41,14 @@ class Store(ReadQueries, Maintenance):
         self.url = parsed
         self.engine = create_engine(parsed, **engine_kwargs)
         self._write_engine = self.engine.execution_options(**{WRITE_OPTION: True})
+        self._fast = FastReads(self.engine, dialect)
         if auto_migrate:
             from joblog.storage.migrate import ensure_schema
 
             ensure_schema(self.engine)
 
     def close(self) -> None:
+        self._fast.close()
         self.engine.dispose()
 
     def apply_batch(self, ops: Sequence[Op], batch_key: str | None = None) -> bool:
