@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from joblog.exceptions import SchemaError
 from joblog.storage import migrate
+from joblog.storage.backfill import _derive_external_job_id, backfill
 from tests.migration.older_system import (
     GUI_ID_PGTEST2,
     GUI_ID_WEB01,
@@ -63,7 +64,7 @@ def expected_value(job_id: str | None, attrs: str | None) -> str | None:
 
 class TestBackfill:
     def test_fills_from_job_row_and_attrs_and_skips_the_rest(self, adopted_url: str) -> None:
-        updated = migrate.backfill(adopted_url)
+        updated = backfill(adopted_url)
         rows = events(adopted_url)
         expected = {row[0]: expected_value(row[1], row[2]) for row in rows}
         assert {row[0]: row[3] for row in rows} == expected
@@ -72,7 +73,7 @@ class TestBackfill:
         assert {JOB_GUI_ID, GUI_ID_PGTEST2, GUI_ID_WEB01, None} == values
 
     def test_job_row_wins_over_attrs(self, adopted_url: str) -> None:
-        migrate.backfill(adopted_url)
+        backfill(adopted_url)
         job_rows = [row for row in events(adopted_url) if row[1] == JOB_IDS[1]]
         with_gui_attrs = [row for row in job_rows if row[2] and "external_job_id" in row[2]]
         assert with_gui_attrs, "the fixture must hold such rows for this test to mean anything"
@@ -83,7 +84,7 @@ class TestBackfill:
         with engine.begin() as connection:
             connection.execute(sa.text("UPDATE log_events SET external_job_id = 'kept'"))
         engine.dispose()
-        assert migrate.backfill(adopted_url) == 0
+        assert backfill(adopted_url) == 0
         assert {row[3] for row in events(adopted_url)} == {"kept"}
 
     def test_resumes_after_an_interrupted_run(self, adopted_url: str) -> None:
@@ -94,7 +95,7 @@ class TestBackfill:
             raise Interrupted
 
         with pytest.raises(Interrupted):
-            migrate.backfill(adopted_url, batch_size=10, progress=interrupt_after_first_batch)
+            backfill(adopted_url, batch_size=10, progress=interrupt_after_first_batch)
         assert reports == [(10, len(events(adopted_url)))]
         first_ids = [row[0] for row in events(adopted_url)][:10]
         filled_first = {row[0] for row in events(adopted_url) if row[3] is not None}
@@ -102,9 +103,7 @@ class TestBackfill:
         assert filled_first <= set(first_ids), "only the first batch was committed"
 
         full: list[tuple[int, int]] = []
-        updated = migrate.backfill(
-            adopted_url, batch_size=10, progress=lambda e, t: full.append((e, t))
-        )
+        updated = backfill(adopted_url, batch_size=10, progress=lambda e, t: full.append((e, t)))
         rows = events(adopted_url)
         expected_total = sum(1 for row in rows if expected_value(row[1], row[2]) is not None)
         assert updated + len(filled_first) == expected_total
@@ -112,15 +111,15 @@ class TestBackfill:
         assert full[-1][0] == full[-1][1]  # the bar ends full
 
     def test_is_idempotent(self, adopted_url: str) -> None:
-        assert migrate.backfill(adopted_url, batch_size=7) > 0
+        assert backfill(adopted_url, batch_size=7) > 0
         after_first = events(adopted_url)
-        assert migrate.backfill(adopted_url, batch_size=7) == 0
+        assert backfill(adopted_url, batch_size=7) == 0
         assert events(adopted_url) == after_first
 
     def test_refuses_a_schema_behind_head(self, database_url: str) -> None:
         migrate.upgrade(database_url, "0002_external_job_id")
         with pytest.raises(SchemaError, match="joblog db upgrade"):
-            migrate.backfill(database_url)
+            backfill(database_url)
 
 
 class TestDeriveExternalJobId:
@@ -144,4 +143,4 @@ class TestDeriveExternalJobId:
     def test_rule(
         self, job_value: str | None, attrs: str | bytes | None, expected: str | None
     ) -> None:
-        assert migrate._derive_external_job_id(job_value, attrs) == expected
+        assert _derive_external_job_id(job_value, attrs) == expected

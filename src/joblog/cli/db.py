@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from joblog.exceptions import JobLogError
 from joblog.storage import migrate
+from joblog.storage.backfill import backfill as backfill_external_job_ids
 
 __all__ = ["db"]
 
@@ -112,5 +113,5 @@ def backfill(batch_size: int, url: str) -> None:
         def advance(examined: int, total: int) -> None:
             bar.update(task, completed=examined, total=total)
 
-        updated = migrate.backfill(url, batch_size=batch_size, progress=advance)
+        updated = backfill_external_job_ids(url, batch_size=batch_size, progress=advance)
     click.echo(f"filled external_job_id on {updated} log event(s)")
