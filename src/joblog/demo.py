@@ -94,6 +94,10 @@ class Workload:
         self.stop = stop if stop is not None else threading.Event()
         self.on_step = on_step
         self._rng_lock = threading.Lock()
+        # The demo's loggers emit everything; the tracker's handler decides what is stored.
+        demo_logger = logging.getLogger("joblog.demo")
+        if demo_logger.level == logging.NOTSET:
+            demo_logger.setLevel(logging.DEBUG)
         self.threads: list[threading.Thread] = []
 
     # -- pacing ----------------------------------------------------------------------------

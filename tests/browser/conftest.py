@@ -7,7 +7,6 @@ browser download is never used). Without it the tests skip, and fail under ``CI=
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import shutil
 import threading
@@ -90,7 +89,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     database = tmp_path_factory.mktemp("browser") / "joblog.db"
     tracker = Tracker(f"sqlite:///{database}", unattributed="drop", flush_interval=0.05)
     tracker.install_logging()
-    logging.getLogger("joblog.demo").setLevel(logging.DEBUG)
     app = create_app(store=tracker.store)
     app.state.tracker = tracker
     server = BackgroundServer(app, "127.0.0.1", 0).start()

@@ -5,11 +5,11 @@ A newcomer runs it (``make demo``), opens the printed URL and watches failovers 
 
 from __future__ import annotations
 
-import logging
+import signal
 import tempfile
 import threading
-import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,6 +19,22 @@ from joblog.tracker import Tracker
 from joblog.web.server import BackgroundServer
 
 __all__ = ["demo_command"]
+
+
+def _stop_on_signals(stop: threading.Event) -> dict[int, Any]:
+    """Ctrl-C or SIGTERM ends the demo cleanly; a second Ctrl-C stops at once.
+
+    Returns the handlers it replaced (none off the main thread, where signals cannot be set).
+    """
+
+    def handle(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _default_url() -> tuple[str, Path]:
@@ -75,7 +91,6 @@ def demo_command(
     app = create_app(store=tracker.store)
     app.state.tracker = tracker
     stop = threading.Event()
-    logging.getLogger("joblog.demo").setLevel(logging.DEBUG)
     tracker.install_logging()
     legacy_ids = insert_legacy_rows(tracker)
     first = Scenario(vm="pgtest2", kind="live")
@@ -93,15 +108,19 @@ def demo_command(
     click.echo(f"  legacy ID:  {base}/jobs/{legacy_ids[-1]}")
     click.echo(f"  API:        {base}/api/v1/jobs   docs: {base}/docs")
     click.echo("Press Ctrl-C to stop." if not once else f"Running {jobs} failover(s).")
+    previous = _stop_on_signals(stop)
     try:
         workload.run(jobs=jobs, concurrency=concurrency, first=first)
-        while not once:
-            time.sleep(0.5)
+        while not once and not stop.wait(0.5):
+            pass
     except KeyboardInterrupt:
-        click.echo("\nstopping: cancelling running jobs…")
+        pass
     finally:
+        click.echo("\nstopping: cancelling running jobs and storing what is queued…")
         stop.set()
         workload.wait(timeout=10)
         tracker.close()
         server.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     click.echo("stopped.")

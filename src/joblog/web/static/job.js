@@ -73,7 +73,8 @@
         strong.textContent = progress.current_step;
         el.current.append(strong);
       } else {
-        el.current.textContent = J.TERMINAL.has(status) ? "Finished" : "Waiting for the next step";
+        const ended = { completed: "Finished", failed: "Failed", cancelled: "Cancelled" };
+        el.current.textContent = ended[status] || "Waiting for the next step";
       }
     }
   }

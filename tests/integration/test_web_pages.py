@@ -1,0 +1,110 @@
+"""The dashboard's pages over HTTP: resolution, 404s, escaping, search, filters, static files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from joblog.api.app import create_app
+from joblog.storage.legacy import insert_failover_job
+from joblog.tracker import Tracker
+from tests.support.api import ApiClient, api_client
+
+HOSTILE = '<script>alert("x")</script>'
+
+
+@pytest.fixture
+def client(tracker: Tracker, database_url: str) -> Iterator[ApiClient]:
+    with api_client(create_app(database_url)) as client:
+        yield client
+
+
+def finished_job(tracker: Tracker, external_job_id: str, **kwargs: object) -> str:
+    with tracker.job("failover", "live-failover", external_job_id=external_job_id, **kwargs) as job:
+        with job.step("validation"):
+            pass
+    tracker.flush(10)
+    return job.id
+
+
+class TestJobPage:
+    def test_external_id_renders_the_job(self, tracker: Tracker, client: ApiClient) -> None:
+        finished_job(tracker, "unified-live-failover-pgtest2-1758553933")
+        response = client.get("/jobs/unified-live-failover-pgtest2-1758553933")
+        assert response.status_code == 200
+        assert 'data-testid="job-title">unified-live-failover-pgtest2-1758553933<' in response.text
+
+    def test_unknown_id_is_a_404_page_with_a_search_box(self, client: ApiClient) -> None:
+        response = client.get("/jobs/nope-123")
+        assert response.status_code == 404
+        assert "Job not found" in response.text
+        assert 'data-testid="not-found-search"' in response.text
+
+    def test_legacy_id_shows_the_legacy_note(self, tracker: Tracker, client: ApiClient) -> None:
+        insert_failover_job(tracker.store, job_id="legacy-42", status="snapshotting")
+        response = client.get("/jobs/legacy-42")
+        assert response.status_code == 200
+        assert 'data-testid="legacy-note"' in response.text
+
+    def test_producer_text_is_escaped(self, tracker: Tracker, client: ApiClient) -> None:
+        with tracker.job("failover", "live-failover", external_job_id=HOSTILE, owner=HOSTILE):
+            tracker.log_event("INFO", HOSTILE, {"vm": HOSTILE})
+        tracker.flush(10)
+        text = client.get("/jobs/" + HOSTILE).text
+        assert HOSTILE not in text
+        assert "&lt;script&gt;" in text
+
+    def test_failed_job_shows_the_readable_error(self, tracker: Tracker, client: ApiClient) -> None:
+        with (
+            pytest.raises(ConnectionRefusedError),
+            tracker.job("failover", "live-failover", external_job_id="f-1") as job,
+            job.step("vm-creation"),
+        ):
+            raise ConnectionRefusedError("[Errno 111] Connection refused")
+        tracker.flush(10)
+        text = client.get("/jobs/f-1").text
+        assert "The job failed during step vm-creation. A service could not be reached." in text
+
+
+class TestJobsList:
+    def test_full_id_in_search_redirects_to_the_job(
+        self, tracker: Tracker, client: ApiClient
+    ) -> None:
+        finished_job(tracker, "unified-test-failover-web-01-1")
+        response = client.get("/", params={"q": "unified-test-failover-web-01-1"})
+        assert response.status_code == 303
+        assert response.headers["location"] == "/jobs/unified-test-failover-web-01-1"
+
+    def test_prefix_search_filters_the_list(self, tracker: Tracker, client: ApiClient) -> None:
+        finished_job(tracker, "unified-test-failover-web-01-1")
+        finished_job(tracker, "rollback-test-failover-web-01-2")
+        text = client.get("/", params={"q": "rollback-"}).text
+        assert "rollback-test-failover-web-01-2" in text
+        assert "unified-test-failover-web-01-1" not in text.split("<tbody")[1]
+
+    def test_child_jobs_are_listed_only_when_asked(
+        self, tracker: Tracker, client: ApiClient
+    ) -> None:
+        with tracker.job("failover", "live-failover", external_job_id="parent-1") as job:
+            with job.child("volume-attachment", "attach-volume", external_job_id="child-1"):
+                pass
+        tracker.flush(10)
+        assert "child-1" not in client.get("/").text
+        assert "child-1" in client.get("/", params={"children": "1"}).text
+
+    def test_unknown_status_is_a_400_page(self, client: ApiClient) -> None:
+        response = client.get("/", params={"status": "exploded"})
+        assert response.status_code == 400
+        assert "Unknown status" in response.text
+
+
+class TestStaticFiles:
+    def test_serves_an_allowed_file(self, client: ApiClient) -> None:
+        response = client.get("/static/app.css")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/css")
+
+    @pytest.mark.parametrize("name", ["pages.py", "..%2Fpages.py", "nope.js"])
+    def test_refuses_anything_else(self, client: ApiClient, name: str) -> None:
+        assert client.get("/static/" + name).status_code == 404
