@@ -13,16 +13,18 @@ import logging
 from collections.abc import AsyncIterator
 
 import anyio
-from fastapi import FastAPI
+from fastapi import FastAPI, Security
 from starlette.concurrency import run_in_threadpool
 
 from joblog import __version__
-from joblog.api import routes_jobs, routes_ops, stream
+from joblog.api import routes_jobs, routes_login, routes_ops, routes_write, stream
+from joblog.api.auth import TokenGuard, bearer_scheme, install_access_control
 from joblog.api.errors import install_error_handlers
 from joblog.api.metrics import MetricsMiddleware, RequestMetrics
 from joblog.api.settings import ApiSettings
 from joblog.exceptions import JobLogError
 from joblog.resolve import Resolver
+from joblog.storage.producer import ProducerWrites
 from joblog.storage.store import Store
 
 __all__ = ["DEFAULT_URL", "create_app"]
@@ -71,17 +73,31 @@ def create_app(
     )
     app.state.store = store
     app.state.resolver = Resolver(store)
-    app.state.settings = settings or ApiSettings()
+    app.state.settings = settings = settings or ApiSettings()
+    app.state.guard = guard = TokenGuard(
+        settings.write_tokens,
+        settings.read_tokens,
+        insecure_no_auth=settings.insecure_no_auth,
+        session_max_age=settings.session_max_age,
+    )
+    app.state.producer = ProducerWrites(store, external_id_policy=settings.external_id_policy)
     app.state.metrics = RequestMetrics()
     app.state.tracker = None
     app.state.reap_interval = reap_interval
     install_error_handlers(app)
+    # Inside the metrics middleware, so that refused requests are counted too.
+    install_access_control(app, guard, settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    # Declares the bearer scheme on the read routes in OpenAPI (the middleware enforces it).
+    read_auth = [Security(bearer_scheme)] if guard.reads_guarded else []
     # The stream router goes first: its ``{any_id:path}/stream`` must match before the
     # status route's bare ``{any_id:path}``.
-    app.include_router(stream.router)
-    app.include_router(routes_jobs.router)
+    app.include_router(stream.router, dependencies=read_auth)
+    app.include_router(routes_jobs.router, dependencies=read_auth)
     app.include_router(routes_ops.router)
+    if settings.write_api:
+        app.include_router(routes_write.router)
+    app.include_router(routes_login.router)
     _include_dashboard(app)
     return app
 
