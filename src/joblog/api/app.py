@@ -42,8 +42,8 @@ def create_app(
 ) -> FastAPI:
     """The joblog server for the database at ``url`` (or the given ``store``).
 
-    ``reap_interval``: seconds between sweeps for abandoned jobs, run while the app is
-    serving when the store offers ``reap_abandoned()``; None disables the sweep.
+    ``reap_interval``: seconds between sweeps that fail abandoned jobs (running, no
+    heartbeat for a while: :meth:`Store.reap_abandoned`) while the app serves; None: none.
     """
     if store is None:
         store = Store(url or DEFAULT_URL)
@@ -56,7 +56,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
-            if reap_interval is not None and callable(getattr(store, "reap_abandoned", None)):
+            if reap_interval is not None:
                 tasks.start_soon(_reap_forever, store, reap_interval)
             try:
                 yield
@@ -113,10 +113,12 @@ def _include_dashboard(app: FastAPI) -> None:
 
 
 async def _reap_forever(store: Store, interval: float) -> None:
-    reap = store.reap_abandoned  # type: ignore[attr-defined]
     while True:
         await anyio.sleep(interval)
         try:
-            await run_in_threadpool(reap)
+            reaped = await run_in_threadpool(store.reap_abandoned)
         except JobLogError as exc:
             log.warning("reaping abandoned jobs failed: %s", exc)
+            continue
+        if reaped:
+            log.info("failed %d abandoned job(s): %s", len(reaped), ", ".join(reaped))

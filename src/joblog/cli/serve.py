@@ -62,14 +62,21 @@ def _display_url(host: str, port: int) -> str:
     "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0: any."
 )
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
-def serve_command(url: str, host: str, port: int, log_level: str) -> None:
+@click.option(
+    "--reap-interval",
+    type=click.FloatRange(0, 86400),
+    default=60.0,
+    show_default=True,
+    help="Seconds between sweeps that fail jobs whose heartbeat lapsed; 0: never.",
+)
+def serve_command(url: str, host: str, port: int, log_level: str, reap_interval: float) -> None:
     """Serve the status API (/api/v1, docs at /docs) and the live dashboard."""
     from joblog.api.app import create_app  # FastAPI is imported only for this command
 
     store = _open_store(url)
     sock = bind_socket(host, port)
     bound_port = int(sock.getsockname()[1])
-    app = create_app(store=store)
+    app = create_app(store=store, reap_interval=reap_interval or None)
     config = uvicorn.Config(app, log_level=log_level, lifespan="on")
     server = uvicorn.Server(config)
     database = store.url.render_as_string(hide_password=True)
