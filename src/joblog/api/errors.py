@@ -2,6 +2,8 @@
 
 Bad input gets 400 or 422 with ``{"error": "invalid_request", "detail": [...]}``, an unknown
 ID 404 ``job_not_found``, a database that cannot be reached 503 ``database_unavailable``.
+Writes the job's state forbids get 409 ``invalid_transition``; a new job whose external ID a
+running job holds 409 ``external_id_in_use`` (with ``running_job_id``).
 Nothing a client sends should produce a 500.
 """
 
@@ -16,7 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from joblog.exceptions import JobNotFound, StorageError, StorageUnavailable
+from joblog.exceptions import (
+    ExternalIdInUse,
+    InvalidTransition,
+    JobNotFound,
+    StorageError,
+    StorageUnavailable,
+)
 
 __all__ = ["InvalidRequest", "error_body", "install_error_handlers"]
 
@@ -69,6 +77,19 @@ async def _on_not_found(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("job_not_found", id=exc.job_id), status_code=404)
 
 
+async def _on_conflict(_request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, ExternalIdInUse):
+        body = error_body(
+            "external_id_in_use",
+            detail=str(exc),
+            external_job_id=exc.external_job_id,
+            running_job_id=exc.running_job_id,
+        )
+    else:
+        body = error_body("invalid_transition", detail=str(exc))
+    return JSONResponse(body, status_code=409)
+
+
 async def _on_storage(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, StorageUnavailable):
         log.warning("database unavailable: %s", exc)
@@ -93,4 +114,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidRequest, _on_invalid)
     app.add_exception_handler(JobNotFound, _on_not_found)
     app.add_exception_handler(StorageError, _on_storage)
+    app.add_exception_handler(ExternalIdInUse, _on_conflict)
+    app.add_exception_handler(InvalidTransition, _on_conflict)
     app.add_exception_handler(StarletteHTTPException, _on_http)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["ApiSettings"]
 
@@ -17,6 +17,14 @@ class ApiSettings:
     ``retry_ms``: the reconnect delay the ``retry:`` field asks EventSource clients to use.
     ``stream_batch``: log events read per poll; a full batch is followed at once by the next.
     ``health_timeout``: seconds ``/healthz`` waits for the database before answering 503.
+
+    Access and ingest (:mod:`joblog.api.auth`, :mod:`joblog.api.routes_write`):
+    ``write_tokens`` authorize writes; none means every write is refused, unless
+    ``insecure_no_auth``. ``read_tokens``: when set, reads and the dashboard need a read
+    or write token. ``write_api``: False leaves the write routes out. ``external_id_policy``:
+    "reject" or "allow" a new job whose external ID a running job holds.
+    ``max_body_bytes``: larger request bodies get 413. ``session_max_age``: seconds a
+    dashboard login lasts.
     """
 
     poll_interval: float = 0.3
@@ -24,6 +32,13 @@ class ApiSettings:
     retry_ms: int = 2000
     stream_batch: int = 500
     health_timeout: float = 2.0
+    write_tokens: tuple[str, ...] = field(default=(), repr=False)
+    read_tokens: tuple[str, ...] = field(default=(), repr=False)
+    insecure_no_auth: bool = False
+    write_api: bool = True
+    external_id_policy: str = "reject"
+    max_body_bytes: int = 5 * 1024 * 1024
+    session_max_age: int = 12 * 3600
 
     def __post_init__(self) -> None:
         if not 0.01 <= self.poll_interval <= 60:
@@ -32,3 +47,7 @@ class ApiSettings:
             raise ValueError("keepalive_interval and health_timeout must be positive")
         if self.retry_ms < 0 or self.stream_batch < 1:
             raise ValueError("retry_ms must be >= 0 and stream_batch >= 1")
+        if self.external_id_policy not in ("reject", "allow"):
+            raise ValueError("external_id_policy must be 'reject' or 'allow'")
+        if self.max_body_bytes < 1024 or self.session_max_age < 60:
+            raise ValueError("max_body_bytes must be >= 1024 and session_max_age >= 60")

@@ -1,0 +1,441 @@
+"""Access control: bearer tokens for writes, optional read tokens, the dashboard's session.
+
+One pure ASGI middleware (:class:`AccessControl`) decides every request before any route
+runs, so an unauthenticated client never gets as far as body parsing, and a route added
+later is guarded by its method and path alone:
+
+* open: ``/healthz``, ``/openapi.json``, ``/docs``, ``/redoc``, ``/login``, ``/logout``,
+  ``/static/*`` (they reveal nothing about jobs);
+* writes: any method but GET/HEAD/OPTIONS under ``/api/`` that a route takes:
+  ``Authorization: Bearer`` with a write token, always (a cookie never authorizes a write,
+  so there is no CSRF to defend); one no route takes gets the router's JSON 404/405;
+* reads (``/api/`` GET, ``/metrics``, the dashboard): open unless read tokens are
+  configured; then a read or write token as a bearer token, or the dashboard's session
+  cookie. The API answers 401/403 JSON; a dashboard page redirects to ``/login``.
+
+Tokens are compared as SHA-256 digests with :func:`hmac.compare_digest` against every
+configured token, with no early exit, and never logged. The session cookie holds
+``<expiry>.<token fingerprint>.<HMAC keyed by the token>``: not the token, and only a
+holder of the token can make one; removing a token from the configuration ends its sessions.
+Request bodies are read here, up to ``max_body_bytes``, so that an oversized body is a 413.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request, Security
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.routing import Match, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from joblog.exceptions import ConfigError
+
+__all__ = [
+    "SESSION_COOKIE",
+    "AccessControl",
+    "Role",
+    "TokenGuard",
+    "bearer_scheme",
+    "check_token",
+    "install_access_control",
+    "load_tokens",
+    "require_write",
+    "safe_next",
+]
+
+Role = Literal["read", "write"]
+SESSION_COOKIE = "joblog_session"
+MIN_TOKEN_LENGTH = 16
+MAX_TOKEN_LENGTH = 512
+#: The scope key where the middleware leaves the request's role for the routes.
+ROLE_KEY = "joblog.role"
+
+_OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/login", "/logout", "/favicon.ico"})
+_OPEN_PREFIXES = ("/static/", "/docs", "/redoc")
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+#: Declares the scheme in OpenAPI; the middleware has already checked the header.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A write token (JOBLOG_WRITE_TOKENS) for writes; a read or write token "
+    "for reads when JOBLOG_READ_TOKENS is set.",
+)
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def check_token(token: str, where: str) -> str:
+    """The token, or ConfigError when it is too short, too long or not header-safe."""
+    if not MIN_TOKEN_LENGTH <= len(token) <= MAX_TOKEN_LENGTH:
+        raise ConfigError(
+            f"a token in {where} has {len(token)} characters; "
+            f"use {MIN_TOKEN_LENGTH} to {MAX_TOKEN_LENGTH} (e.g. `openssl rand -hex 32`)"
+        )
+    if not all("\x21" <= char <= "\x7e" for char in token) or "," in token:
+        raise ConfigError(f"a token in {where} holds a space, comma or non-ASCII character")
+    return token
+
+
+def load_tokens(
+    kind: Literal["WRITE", "READ"], environ: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """Tokens from ``JOBLOG_<kind>_TOKENS`` (comma-separated) and ``JOBLOG_<kind>_TOKENS_FILE``
+    (one per line, ``#`` comments and blank lines ignored)."""
+    env = os.environ if environ is None else environ
+    tokens: list[str] = []
+    listed = env.get(f"JOBLOG_{kind}_TOKENS", "")
+    for part in listed.split(","):
+        if part.strip():
+            tokens.append(check_token(part.strip(), f"JOBLOG_{kind}_TOKENS"))
+    path = env.get(f"JOBLOG_{kind}_TOKENS_FILE", "").strip()
+    if path:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read JOBLOG_{kind}_TOKENS_FILE {path}: {exc}") from exc
+        for line in lines:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                tokens.append(check_token(line, f"JOBLOG_{kind}_TOKENS_FILE"))
+    return tuple(dict.fromkeys(tokens))
+
+
+def _digest(token: str | bytes) -> bytes:
+    raw = token.encode("utf-8", "surrogateescape") if isinstance(token, str) else token
+    return hashlib.sha256(raw).digest()
+
+
+def _fingerprint(token: str) -> str:
+    return hashlib.sha256(b"joblog-session-id:" + token.encode()).hexdigest()[:32]
+
+
+def _session_key(token: str) -> bytes:
+    return hashlib.sha256(b"joblog-session-key:" + token.encode()).digest()
+
+
+class TokenGuard:
+    """Which role a presented token or session cookie has (constant-time comparisons)."""
+
+    def __init__(
+        self,
+        write_tokens: Iterable[str] = (),
+        read_tokens: Iterable[str] = (),
+        *,
+        insecure_no_auth: bool = False,
+        session_max_age: int = 12 * 3600,
+    ) -> None:
+        self._write = [(_digest(check_token(t, "write tokens")), t) for t in write_tokens]
+        self._read = [(_digest(check_token(t, "read tokens")), t) for t in read_tokens]
+        self.insecure_no_auth = insecure_no_auth
+        self.session_max_age = session_max_age
+
+    def __repr__(self) -> str:  # never the tokens themselves
+        return f"<TokenGuard write={len(self._write)} read={len(self._read)}>"
+
+    @property
+    def writes_open(self) -> bool:
+        return self.insecure_no_auth and not self._write
+
+    @property
+    def reads_guarded(self) -> bool:
+        return bool(self._read)
+
+    def role_of(self, token: str) -> Role | None:
+        """``write``, ``read`` or None; every configured token is compared, always."""
+        presented = _digest(token)
+        is_write = False
+        for digest, _ in self._write:
+            is_write |= hmac.compare_digest(presented, digest)
+        is_read = False
+        for digest, _ in self._read:
+            is_read |= hmac.compare_digest(presented, digest)
+        if is_write:
+            return "write"
+        return "read" if is_read else None
+
+    # -- the dashboard's session -------------------------------------------------------------
+
+    def make_session(self, token: str, now: float | None = None) -> str:
+        """A cookie value for a valid token: it names the token, it does not hold it."""
+        expires = int((now if now is not None else time.time()) + self.session_max_age)
+        payload = f"{expires}.{_fingerprint(token)}"
+        signature = hmac.new(_session_key(token), payload.encode(), hashlib.sha256).hexdigest()
+        return f"{payload}.{signature}"
+
+    def session_valid(self, cookie: str, now: float | None = None) -> bool:
+        """True for an unexpired cookie signed with a token that is still configured."""
+        parts = cookie.split(".")
+        if len(parts) != 3 or not parts[0].isdigit() or len(cookie) > 200:
+            return False
+        expires, fingerprint, signature = parts
+        if int(expires) < (now if now is not None else time.time()):
+            return False
+        token: str | None = None
+        for _, candidate in self._write + self._read:
+            if hmac.compare_digest(_fingerprint(candidate), fingerprint):
+                token = candidate
+        if token is None:
+            return False
+        expected = hmac.new(
+            _session_key(token), f"{expires}.{fingerprint}".encode(), hashlib.sha256
+        ).hexdigest()
+        return hmac.compare_digest(expected, signature)
+
+
+# -- the middleware --------------------------------------------------------------------------
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return {name.lower(): value for name, value in scope.get("headers", ())}
+
+
+def bearer_token(scope: Scope) -> str | None:
+    """The token of ``Authorization: Bearer <token>``; "" when the header is malformed."""
+    value = _headers(scope).get(b"authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.decode("latin-1").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        return ""
+    return token
+
+
+def session_cookie(scope: Scope) -> str | None:
+    raw = _headers(scope).get(b"cookie", b"").decode("latin-1")
+    for part in raw.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == SESSION_COOKIE and value:
+            return value
+    return None
+
+
+def safe_next(target: str | None) -> str:
+    """A same-site path to go back to after login, never another site."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(char) < 0x20 for char in target)
+        or len(target) > 2000
+    ):
+        return "/"
+    return target
+
+
+def _kind(method: str, path: str) -> Literal["open", "write", "api", "page"]:
+    if path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES):
+        return "open"
+    if path.startswith("/api/"):
+        return "api" if method in _READ_METHODS else "write"
+    if path == "/metrics":
+        return "api"
+    return "page"
+
+
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"cache-control", b"no-store"),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _unauthorized(send: Send, detail: str) -> None:
+    await _send_json(
+        send,
+        401,
+        {"error": "unauthorized", "detail": detail},
+        [(b"www-authenticate", b'Bearer realm="joblog"')],
+    )
+
+
+async def _forbidden(send: Send, detail: str) -> None:
+    await _send_json(send, 403, {"error": "forbidden", "detail": detail})
+
+
+class AccessControl:
+    """Pure ASGI middleware: authenticate by method and path, cap request bodies."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        guard: TokenGuard,
+        max_body_bytes: int,
+        router: Router | None = None,
+    ) -> None:
+        self.app = app
+        self.guard = guard
+        self.max_body_bytes = max_body_bytes
+        self.router = router
+
+    def _routed(self, scope: Scope) -> bool:
+        """True when a route takes this method and path (else the app answers 404/405)."""
+        if self.router is None:
+            return True
+        return any(route.matches(scope)[0] is Match.FULL for route in self.router.routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        kind = _kind(scope["method"], scope["path"])
+        if kind == "write" and self._routed(scope):
+            allowed = await self._allow_write(scope, send)
+        elif kind in ("api", "page") and self.guard.reads_guarded:
+            allowed = await self._allow_read(scope, send, kind)
+        else:
+            allowed = True
+        if not allowed:
+            return
+        if scope["method"] not in _READ_METHODS:
+            body = await self._read_body(receive, scope, send)
+            if body is None:
+                return
+            receive = _replay(body, receive)
+        await self.app(scope, receive, send)
+
+    async def _allow_write(self, scope: Scope, send: Send) -> bool:
+        if self.guard.writes_open:
+            scope[ROLE_KEY] = "write"
+            return True
+        token = bearer_token(scope)
+        if token is None:
+            await _unauthorized(send, "send Authorization: Bearer <write token>")
+            return False
+        if token == "":
+            await _unauthorized(send, "malformed Authorization header: use Bearer <token>")
+            return False
+        role = self.guard.role_of(token)
+        if role != "write":
+            await _forbidden(send, "this token may not write" if role else "unknown token")
+            return False
+        scope[ROLE_KEY] = "write"
+        return True
+
+    async def _allow_read(self, scope: Scope, send: Send, kind: str) -> bool:
+        token = bearer_token(scope)
+        if token:
+            role = self.guard.role_of(token)
+            if role is not None:
+                scope[ROLE_KEY] = role
+                return True
+        else:
+            cookie = session_cookie(scope)
+            if cookie is not None and self.guard.session_valid(cookie):
+                scope[ROLE_KEY] = "read"
+                return True
+        if kind == "page":
+            await _redirect_to_login(scope, send)
+        elif token is None:
+            await _unauthorized(send, "send Authorization: Bearer <read token>")
+        elif token == "":
+            await _unauthorized(send, "malformed Authorization header: use Bearer <token>")
+        else:
+            await _forbidden(send, "unknown token")
+        return False
+
+    async def _read_body(self, receive: Receive, scope: Scope, send: Send) -> bytes | None:
+        declared = _headers(scope).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(send)
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._too_large(send)
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _too_large(self, send: Send) -> None:
+        body = {"error": "payload_too_large", "max_bytes": self.max_body_bytes}
+        await _send_json(send, 413, body, [(b"connection", b"close")])
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # later calls wait for the disconnect, as the server's would
+
+    return replay
+
+
+async def _redirect_to_login(scope: Scope, send: Send) -> None:
+    raw_path = scope.get("raw_path")
+    target = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
+    query = scope.get("query_string", b"").decode("latin-1")
+    if query:
+        target += "?" + query
+    location = "/login?next=" + quote(safe_next(target), safe="")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 303,
+            "headers": [
+                (b"location", location.encode("latin-1")),
+                (b"cache-control", b"no-store"),
+                (b"content-length", b"0"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
+
+
+class WriteNotGranted(Exception):
+    """A write route reached without the middleware's grant (it was not installed)."""
+
+
+def require_write(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> None:
+    """Defence in depth on every write route: the middleware must have granted ``write``."""
+    if request.scope.get(ROLE_KEY) != "write":
+        raise WriteNotGranted
+
+
+async def _on_not_granted(_request: Request, _exc: Exception) -> JSONResponse:
+    return JSONResponse({"error": "forbidden", "detail": "a write token is required"}, 403)
+
+
+def install_access_control(app: FastAPI, guard: TokenGuard, max_body_bytes: int) -> None:
+    """Add the middleware (outside the routes) and the handler behind :func:`require_write`."""
+    app.add_exception_handler(WriteNotGranted, _on_not_granted)
+    app.add_middleware(AccessControl, guard=guard, max_body_bytes=max_body_bytes, router=app.router)

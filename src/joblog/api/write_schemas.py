@@ -1,0 +1,210 @@
+"""Request bodies of the write (ingest) API, validated before anything reaches the database.
+
+Every string a producer sends ends up in a SQL column, so the rules are the columns' own:
+the schema's lengths, no NUL (PostgreSQL text cannot hold it) and no lone UTF-16 surrogate
+(no driver can encode it). Unknown fields are refused, so that a typo such as
+``external_id`` for ``external_job_id`` is a 422 rather than a silently dropped value.
+``metadata`` and ``attrs`` are JSON objects of at most :data:`MAX_JSON_BYTES` serialized.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+from joblog.model import Level
+from joblog.stdlib import clean_message, dumps_attrs
+
+__all__ = [
+    "MAX_BATCH_EVENTS",
+    "MAX_JSON_BYTES",
+    "MAX_PLANNED_STEPS",
+    "EventBatch",
+    "EventIn",
+    "JobCreate",
+    "JobUpdate",
+    "PlannedStepIn",
+    "StepCreate",
+    "StepFinish",
+    "json_object_text",
+]
+
+#: Largest ``metadata`` or ``attrs`` object, in bytes of compact UTF-8 JSON.
+MAX_JSON_BYTES = 64 * 1024
+MAX_BATCH_EVENTS = 1000
+MAX_PLANNED_STEPS = 500
+MAX_BIGINT = 2**63 - 1
+
+
+def _column_text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def _free_text(value: str) -> str:
+    """Messages are kept, not refused: NUL and lone surrogates become U+FFFD, then cut."""
+    value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return clean_message(value)
+
+
+JobType = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_column_text)]
+Operation = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_column_text)]
+#: IDs, names and owners: the schema's VARCHAR(255).
+Identifier = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_column_text)]
+#: Messages are cut to joblog's limit (with a marker), never refused for their length.
+FreeText = Annotated[str, AfterValidator(_free_text)]
+Weight = Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)]
+
+
+def json_object_text(value: dict[str, Any], what: str) -> str | None:
+    """The object as JSON every backend stores (no NaN, no NUL), within the size cap."""
+    text = dumps_attrs(value)
+    if text is not None:
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        if len(text.encode("utf-8")) > MAX_JSON_BYTES:
+            raise ValueError(f"{what} must serialize to at most {MAX_JSON_BYTES} bytes of JSON")
+    return text
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class PlannedStepIn(_Body):
+    name: Identifier
+    weight: Weight = 1.0
+
+
+class JobCreate(_Body):
+    """``POST /api/v1/jobs``: start a job (running, or pending with ``start: false``)."""
+
+    job_type: JobType
+    operation: Operation
+    external_job_id: Identifier | None = None
+    context_id: Identifier | None = None
+    owner: Identifier | None = None
+    parent: Identifier | None = Field(
+        default=None, description="The parent job, by any ID (UUID or external ID)."
+    )
+    steps: list[Identifier | PlannedStepIn] = Field(
+        default_factory=list,
+        max_length=MAX_PLANNED_STEPS,
+        description='Planned steps: names, or {"name", "weight"} objects.',
+    )
+    metadata: dict[str, Any] | None = None
+    start: bool = True
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not value:
+            return None
+        text = json_object_text(value, "metadata")
+        return None if text is None else dict(json.loads(text))
+
+    def planned(self) -> list[PlannedStepIn]:
+        return [PlannedStepIn(name=s) if isinstance(s, str) else s for s in self.steps]
+
+
+class StepCreate(_Body):
+    """``POST /api/v1/jobs/{id}/steps``: start the job's next step."""
+
+    name: Identifier
+    weight: Weight | None = None
+    allow_failure: bool = False
+
+
+class StepFinish(_Body):
+    """``PATCH /api/v1/jobs/{id}/steps/{seq}``: end a running step."""
+
+    status: Literal["completed", "failed", "skipped"]
+    error_message: FreeText | None = None
+
+
+class JobUpdate(_Body):
+    """``PATCH /api/v1/jobs/{id}``: progress (never backwards) and/or the job's end."""
+
+    percent: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
+    status: Literal["completed", "failed", "cancelled"] | None = None
+    error_message: FreeText | None = None
+
+
+class EventIn(_Body):
+    """One log event; it names its job by ``job_id`` or ``external_job_id``."""
+
+    job_id: Identifier | None = None
+    external_job_id: Identifier | None = None
+    step_seq: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    step_id: Annotated[int, Field(ge=-MAX_BIGINT, le=MAX_BIGINT)] | None = Field(
+        default=None, description="A step's ID as the API returns it (a string of digits)."
+    )
+    level: str = Field(max_length=16, description="DEBUG, INFO, WARN (WARNING) or ERROR")
+    message: FreeText
+    attrs: dict[str, Any] | None = None
+    _attrs_text: str | None = PrivateAttr(default=None)
+    ts: datetime | None = Field(default=None, description="ISO-8601; default: now")
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        return Level.parse(value).value
+
+    @field_validator("ts")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)  # a timestamp without offset is taken as UTC
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("ts is out of range") from None
+        if not 1970 <= value.year <= 9999:  # MariaDB's DATETIME starts at 1000; be plain
+            raise ValueError("ts must be between 1970 and 9999")
+        return value
+
+    @model_validator(mode="after")
+    def _names_a_job(self) -> EventIn:
+        if self.job_id is None and self.external_job_id is None:
+            raise ValueError("an event needs job_id or external_job_id")
+        if self.step_seq is not None and self.step_id is not None:
+            raise ValueError("name the step by step_seq or step_id, not both")
+        self._attrs_text = json_object_text(self.attrs, "attrs") if self.attrs else None
+        return self
+
+    def attrs_text(self) -> str | None:
+        """``attrs`` as the JSON text to store (computed once, while validating)."""
+        return self._attrs_text
+
+
+class EventBatch(_Body):
+    """``POST /api/v1/events``: up to 1000 events, stored once per ``batch_key``."""
+
+    batch_key: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=128,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Chosen by the producer, unique per batch (a UUID works); a batch "
+            "sent again under the same key is not stored again.",
+        ),
+    ]
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
