@@ -3,7 +3,10 @@
 This is what joblog must adopt: the four tables as the Go service created them, before
 the seed's change (no ``log_events.external_job_id``), and no ``alembic_version``. On
 MariaDB the log_events indexes carry the names the seed plan shows (``job_id``,
-``step_id``), because adoption must not depend on index names.
+``step_id``), because adoption must not depend on index names; ``seed_names=True``
+gives every backend such names (see ``SEED_NAMES``). Foreign keys and unique
+constraints are named as 0001_base names them, on SQLite too: SQLite cannot rename a
+constraint without rebuilding its table, which adoption does not do (rows stay put).
 """
 
 from __future__ import annotations
@@ -200,7 +203,7 @@ POSTGRESQL_DDL = [
 SQLITE_DDL = [
     """CREATE TABLE job_tracking (
         id VARCHAR(64) NOT NULL PRIMARY KEY,
-        parent_job_id VARCHAR(64) NULL REFERENCES job_tracking (id) ON DELETE SET NULL,
+        parent_job_id VARCHAR(64) NULL,
         job_type VARCHAR(50) NOT NULL,
         operation VARCHAR(100) NOT NULL,
         status VARCHAR(20) NOT NULL,
@@ -212,7 +215,9 @@ SQLITE_DDL = [
         created_at DATETIME NOT NULL,
         started_at DATETIME NULL,
         completed_at DATETIME NULL,
-        updated_at DATETIME NULL
+        updated_at DATETIME NULL,
+        CONSTRAINT fk_job_tracking_parent_job_id FOREIGN KEY (parent_job_id)
+            REFERENCES job_tracking (id) ON DELETE SET NULL
     )""",
     "CREATE INDEX idx_job_tracking_parent_job_id ON job_tracking (parent_job_id)",
     "CREATE INDEX idx_job_tracking_job_type ON job_tracking (job_type)",
@@ -221,29 +226,35 @@ SQLITE_DDL = [
     "CREATE INDEX idx_job_tracking_created_at ON job_tracking (created_at)",
     """CREATE TABLE job_steps (
         id INTEGER NOT NULL PRIMARY KEY,
-        job_id VARCHAR(64) NOT NULL REFERENCES job_tracking (id) ON DELETE CASCADE,
+        job_id VARCHAR(64) NOT NULL,
         seq INTEGER NOT NULL,
         name VARCHAR(255) NOT NULL,
         status VARCHAR(20) NOT NULL,
         error_message TEXT NULL,
         started_at DATETIME NULL,
         completed_at DATETIME NULL,
-        CONSTRAINT uq_job_steps_job_id_seq UNIQUE (job_id, seq)
+        CONSTRAINT uq_job_steps_job_id_seq UNIQUE (job_id, seq),
+        CONSTRAINT fk_job_steps_job_id FOREIGN KEY (job_id)
+            REFERENCES job_tracking (id) ON DELETE CASCADE
     )""",
     """CREATE TABLE log_events (
         id INTEGER NOT NULL PRIMARY KEY,
-        job_id VARCHAR(64) NULL REFERENCES job_tracking (id) ON DELETE CASCADE,
-        step_id INTEGER NULL REFERENCES job_steps (id) ON DELETE SET NULL,
+        job_id VARCHAR(64) NULL,
+        step_id INTEGER NULL,
         level VARCHAR(5) NOT NULL,
         message TEXT NOT NULL,
         attrs JSON NULL,
-        ts DATETIME NOT NULL
+        ts DATETIME NOT NULL,
+        CONSTRAINT fk_log_events_job_id FOREIGN KEY (job_id)
+            REFERENCES job_tracking (id) ON DELETE CASCADE,
+        CONSTRAINT fk_log_events_step_id FOREIGN KEY (step_id)
+            REFERENCES job_steps (id) ON DELETE SET NULL
     )""",
     "CREATE INDEX idx_log_events_job_id ON log_events (job_id)",
     "CREATE INDEX idx_log_events_step_id ON log_events (step_id)",
     """CREATE TABLE failover_jobs (
         id INTEGER NOT NULL PRIMARY KEY,
-        job_id VARCHAR(255) NOT NULL CONSTRAINT uq_failover_jobs_job_id UNIQUE,
+        job_id VARCHAR(255) NOT NULL,
         vm_id VARCHAR(64) NULL,
         job_type VARCHAR(4) NOT NULL,
         status VARCHAR(16) NOT NULL DEFAULT 'pending',
@@ -251,7 +262,8 @@ SQLITE_DDL = [
         error_message TEXT NULL,
         created_at DATETIME NOT NULL,
         updated_at DATETIME NULL,
-        completed_at DATETIME NULL
+        completed_at DATETIME NULL,
+        CONSTRAINT uq_failover_jobs_job_id UNIQUE (job_id)
     )""",
 ]
 
@@ -270,12 +282,38 @@ BASE_TIME = datetime(2025, 9, 22, 14, 32, 13, 123456)
 INVALID_JSON = '{"external_job_id": "unified-live-failover-broken'
 
 
-def create_older_system(url: str) -> None:
-    """Create the older system's four tables in the empty database at ``url``."""
+#: Index and unique-constraint names as a real older database may carry them: the
+#: seed plan's ``INDEX job_id (job_id)`` / ``INDEX step_id (step_id)``, MariaDB naming an
+#: unnamed UNIQUE KEY after its first column, PostgreSQL's ``<table>_<columns>_key``.
+#: SQLite's table-level UNIQUE constraints keep their names: SQLite cannot rename them.
+SEED_NAMES: dict[str, dict[str, str]] = {
+    "mysql": {
+        "KEY uq_job_steps_job_id_seq ": "KEY job_id ",
+        "KEY uq_failover_jobs_job_id ": "KEY job_id ",
+    },
+    "postgresql": {
+        "INDEX idx_log_events_job_id ": "INDEX job_id ",
+        "INDEX idx_log_events_step_id ": "INDEX step_id ",
+        "CONSTRAINT uq_job_steps_job_id_seq ": "CONSTRAINT job_steps_job_id_seq_key ",
+        "CONSTRAINT uq_failover_jobs_job_id ": "CONSTRAINT failover_jobs_job_id_key ",
+    },
+    "sqlite": {
+        "INDEX idx_log_events_job_id ": "INDEX job_id ",
+        "INDEX idx_log_events_step_id ": "INDEX step_id ",
+    },
+}
+
+
+def create_older_system(url: str, *, seed_names: bool = False) -> None:
+    """Create the older system's four tables in the empty database at ``url``; with
+    ``seed_names``, every backend's indexes carry the names a real one may have."""
     engine = sa.create_engine(url)
     try:
         with engine.begin() as connection:
             for statement in DDL[connection.dialect.name]:
+                if seed_names:
+                    for declared, seed in SEED_NAMES[connection.dialect.name].items():
+                        statement = statement.replace(declared, seed)
                 connection.exec_driver_sql(statement)
     finally:
         engine.dispose()

@@ -7,15 +7,17 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from joblog.exceptions import SchemaError
-from joblog.storage import migrate
+from joblog.storage import adoption, migrate
 from tests.migration.older_system import (
     OLD_COLUMNS,
     create_older_system,
     dump_old_columns,
     insert_realistic_rows,
 )
+from tests.migration.test_migration_revisions import schema_diff
 
 
 @pytest.fixture
@@ -128,6 +130,105 @@ class TestAdoption:
         assert dump_old_columns(older_system_url) == before
 
 
+@pytest.fixture
+def seed_named_url(database_url: str) -> str:
+    """An older-system database whose indexes carry the seed plan's names, with rows."""
+    create_older_system(database_url, seed_names=True)
+    insert_realistic_rows(database_url)
+    return database_url
+
+
+def index_names(url: str) -> dict[str, set[str]]:
+    """Names of each old table's indexes and unique constraints, as reflected."""
+    engine = sa.create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        return {
+            table: {str(index["name"]) for index in inspector.get_indexes(table)}
+            | {str(unique["name"]) for unique in inspector.get_unique_constraints(table)}
+            for table in OLD_COLUMNS
+        }
+    finally:
+        engine.dispose()
+
+
+class TestIndexNames:
+    def test_fixture_holds_the_seed_names(self, seed_named_url: str) -> None:
+        # Without this the tests below would pass on a database with nothing to rename.
+        assert {"job_id", "step_id"} <= index_names(seed_named_url)["log_events"]
+
+    def test_adopted_schema_equals_schema_py(self, seed_named_url: str) -> None:
+        migrate.upgrade(seed_named_url)
+        assert schema_diff(seed_named_url) == []
+
+    def test_renaming_keeps_every_row(self, seed_named_url: str) -> None:
+        before = dump_old_columns(seed_named_url)
+        migrate.upgrade(seed_named_url)
+        assert dump_old_columns(seed_named_url) == before
+
+    def test_adoption_to_base_revision_has_its_names(self, seed_named_url: str) -> None:
+        migrate.upgrade(seed_named_url, migrate.BASE_REVISION)
+        declared = {d.name for d in adoption.base_indexes() if d.table == "log_events"}
+        assert index_names(seed_named_url)["log_events"] == declared
+
+    def test_base_indexes_are_what_revision_0001_builds(self, database_url: str) -> None:
+        # base_indexes() is derived from schema.py; it must name exactly 0001's indexes.
+        migrate.upgrade(database_url, migrate.BASE_REVISION)
+        expected: dict[str, set[str]] = {table: set() for table in OLD_COLUMNS}
+        for declared in adoption.base_indexes():
+            expected[declared.table].add(declared.name)
+        assert index_names(database_url) == expected
+
+    def test_nothing_to_rename_on_declared_names(self, database_url: str) -> None:
+        migrate.upgrade(database_url, migrate.BASE_REVISION)
+        engine = sa.create_engine(database_url)
+        with engine.begin() as connection:
+            assert adoption.normalise_index_names(connection) == []
+        engine.dispose()
+
+
+class TestRenameStatements:
+    """The DDL per server; the old-MariaDB form is checked here, not on a server."""
+
+    LOG_JOB_ID = adoption.DeclaredIndex("log_events", "idx_log_events_job_id", ("job_id",), False)
+    UNIQUE = adoption.DeclaredIndex("job_steps", "uq_job_steps_job_id_seq", ("job_id", "seq"), True)
+
+    @staticmethod
+    def mysql_dialect(version: tuple[int, ...], mariadb: bool) -> sa.Dialect:
+        dialect = mysql.dialect()
+        dialect.server_version_info = version
+        dialect.is_mariadb = mariadb
+        return dialect
+
+    def test_postgresql(self) -> None:
+        statements = adoption.rename_statements(postgresql.dialect(), self.LOG_JOB_ID, "job_id")
+        assert statements == ["ALTER INDEX job_id RENAME TO idx_log_events_job_id"]
+
+    def test_mariadb_renames_in_place(self) -> None:
+        dialect = self.mysql_dialect((10, 11, 19), mariadb=True)
+        statements = adoption.rename_statements(dialect, self.LOG_JOB_ID, "job_id")
+        assert statements == ["ALTER TABLE log_events RENAME INDEX job_id TO idx_log_events_job_id"]
+
+    def test_mariadb_before_10_5_2_drops_and_adds_in_one_statement(self) -> None:
+        dialect = self.mysql_dialect((10, 5, 1), mariadb=True)
+        statements = adoption.rename_statements(dialect, self.UNIQUE, "job_id")
+        assert statements == [
+            "ALTER TABLE job_steps DROP INDEX job_id,"
+            " ADD UNIQUE INDEX uq_job_steps_job_id_seq (job_id, seq)"
+        ]
+
+    def test_sqlite_drops_and_creates(self) -> None:
+        statements = adoption.rename_statements(sqlite.dialect(), self.UNIQUE, "job_id")
+        assert statements == [
+            "DROP INDEX job_id",
+            "CREATE UNIQUE INDEX uq_job_steps_job_id_seq ON job_steps (job_id, seq)",
+        ]
+
+    def test_names_are_quoted(self) -> None:
+        statements = adoption.rename_statements(postgresql.dialect(), self.LOG_JOB_ID, "Job Id")
+        assert statements == ['ALTER INDEX "Job Id" RENAME TO idx_log_events_job_id']
+
+
 class TestEnsureSchema:
     def test_empty_database_is_upgraded_to_head(self, database_url: str) -> None:
         engine = sa.create_engine(database_url)
@@ -195,7 +296,7 @@ class TestEnsureSchema:
 
 def test_old_columns_cover_the_base_revision() -> None:
     # The adoption check and the test fixture must describe the same older system.
-    assert migrate.OLDER_SYSTEM_COLUMNS == OLD_COLUMNS
+    assert adoption.OLDER_SYSTEM_COLUMNS == OLD_COLUMNS
 
 
 class TestEnsureSchemaUnknownRevision:

@@ -4,7 +4,8 @@ Alembic does the work; this module is the boundary the rest of joblog (and the
 ``joblog db`` command) calls. It adds what a bare ``alembic upgrade`` lacks:
 
 * adoption: a database the older system built (its four tables, no ``alembic_version``)
-  is checked against ``0001_base``, stamped, then upgraded, keeping every row;
+  is checked against ``0001_base``, its index names normalised to schema.py's, stamped,
+  then upgraded, keeping every row (see ``joblog.storage.adoption``);
 * a migration lock, so that two processes opening one empty database at once do not
   both build it (PostgreSQL advisory lock, MariaDB ``GET_LOCK``, and on SQLite one
   ``BEGIN IMMEDIATE`` transaction around the whole run, which also makes it atomic);
@@ -37,6 +38,11 @@ from joblog.exceptions import (
     StorageError,
     StorageUnavailable,
 )
+from joblog.storage.adoption import (
+    OLDER_SYSTEM_COLUMNS,
+    normalise_index_names,
+    verify_older_system,
+)
 
 __all__ = [
     "BASE_REVISION",
@@ -56,57 +62,6 @@ VERSION_TABLE = "alembic_version"
 LOCK_TIMEOUT_SECONDS = 120.0
 
 DatabaseState = Literal["empty", "older-system", "managed"]
-
-#: The older system's tables and the columns adoption needs (the shape of 0001_base).
-OLDER_SYSTEM_COLUMNS: dict[str, tuple[str, ...]] = {
-    "job_tracking": (
-        "id",
-        "parent_job_id",
-        "job_type",
-        "operation",
-        "status",
-        "context_id",
-        "owner",
-        "percent_complete",
-        "metadata",
-        "error_message",
-        "created_at",
-        "started_at",
-        "completed_at",
-        "updated_at",
-    ),
-    "job_steps": (
-        "id",
-        "job_id",
-        "seq",
-        "name",
-        "status",
-        "error_message",
-        "started_at",
-        "completed_at",
-    ),
-    "log_events": ("id", "job_id", "step_id", "level", "message", "attrs", "ts"),
-    "failover_jobs": (
-        "id",
-        "job_id",
-        "vm_id",
-        "job_type",
-        "status",
-        "source_vm_name",
-        "error_message",
-        "created_at",
-        "updated_at",
-        "completed_at",
-    ),
-}
-
-#: Columns later revisions add; finding one in an unmanaged database means it was
-#: changed by hand, and replaying the revisions over it would fail half-way.
-LATER_COLUMNS: dict[str, tuple[str, ...]] = {
-    "job_tracking": ("external_job_id", "planned_steps", "cancel_requested", "heartbeat_at"),
-    "job_steps": ("weight", "allow_failure"),
-    "log_events": ("external_job_id",),
-}
 
 
 def head_revision() -> str:
@@ -228,7 +183,11 @@ def _run_alembic(connection: sa.Connection, run: Callable[[Config], None]) -> No
 
 def _upgrade_locked(connection: sa.Connection, revision: str) -> None:
     if detect(connection) == "older-system":
-        _verify_older_system(connection)
+        # Renamed before stamping: a failure leaves the database unstamped, so adoption
+        # simply runs again (a rename already done is then skipped).
+        verify_older_system(connection)
+        with _storage_errors("renaming the older system's indexes"):
+            normalise_index_names(connection)
         _run_alembic(connection, lambda cfg: command.stamp(cfg, BASE_REVISION))
     _run_alembic(connection, lambda cfg: command.upgrade(cfg, revision))
 
@@ -263,35 +222,6 @@ def _ensure_locked(connection: sa.Connection, url: sa.URL, head: str) -> None:
 def _has_no_tables(connection: sa.Connection) -> bool:
     tables = set(sa.inspect(connection).get_table_names())
     return not (tables - {VERSION_TABLE}) & set(OLDER_SYSTEM_COLUMNS)
-
-
-def _verify_older_system(connection: sa.Connection) -> None:
-    """Refuse to adopt a database that lacks what 0001_base has, or already has
-    columns that later revisions would add, naming each."""
-    inspector = sa.inspect(connection)
-    tables = set(inspector.get_table_names())
-    missing: list[str] = []
-    clashing: list[str] = []
-    for table, columns in OLDER_SYSTEM_COLUMNS.items():
-        if table not in tables:
-            missing.append(f"table {table}")
-            continue
-        present = {column["name"] for column in inspector.get_columns(table)}
-        missing += [f"{table}.{name}" for name in columns if name not in present]
-        clashing += [f"{table}.{name}" for name in LATER_COLUMNS.get(table, ()) if name in present]
-    if "ingest_batches" in tables:
-        clashing.append("table ingest_batches")
-    if missing:
-        raise SchemaError(
-            "cannot adopt this database as the older system's: missing " + ", ".join(missing)
-        )
-    if clashing:
-        raise SchemaError(
-            "cannot adopt this database: it already has "
-            + ", ".join(clashing)
-            + " without joblog's migration history (changed by hand?); add the missing"
-            " pieces or remove these, then stamp the matching revision with joblog db stamp"
-        )
 
 
 def _read_revision(bind: sa.Engine | sa.Connection) -> str | None:
