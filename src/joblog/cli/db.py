@@ -44,6 +44,13 @@ def reported_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
+def require_database(url: str) -> None:
+    """Stop with "no database at PATH" rather than let SQLite create an empty file."""
+    path = migrate.missing_database(url)
+    if path is not None:
+        raise click.ClickException(f"no database at {path}")
+
+
 def show_revision(label: str, revision: str | None) -> None:
     click.echo(f"{label}: {revision or '(none)'}")
 
@@ -81,6 +88,7 @@ def downgrade(revision: str, url: str) -> None:
 def current(url: str) -> None:
     """Show the database's revision and the newest one joblog knows."""
     with reported_errors():
+        require_database(url)
         show_revision("current", migrate.current(url))
         show_revision("head", migrate.head_revision())
 
@@ -107,6 +115,8 @@ def backfill(batch_size: int, url: str) -> None:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
+    with reported_errors():
+        require_database(url)
     with reported_errors(), Progress(*columns, transient=True) as bar:
         task = bar.add_task("backfill", total=None)
 

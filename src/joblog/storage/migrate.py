@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from sqlalchemy import event
 from sqlalchemy.pool import NullPool
+from sqlalchemy.util import asbool
 
 from joblog.exceptions import (
     ConfigError,
@@ -52,6 +54,7 @@ __all__ = [
     "downgrade",
     "ensure_schema",
     "head_revision",
+    "missing_database",
     "stamp",
     "upgrade",
 ]
@@ -93,13 +96,38 @@ def stamp(url: str, revision: str) -> None:
 
 
 def current(url: str) -> str | None:
-    """The database's current revision, or None when it has none (empty, older-system)."""
+    """The database's current revision, or None when it has none (empty, older-system,
+    or an SQLite file that does not exist, which this does not create)."""
+    if missing_database(url) is not None:
+        return None
     engine = _engine(url)
     try:
         with _connect(engine) as connection, _storage_errors("reading the revision"):
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
+
+
+def missing_database(url: str | sa.URL) -> Path | None:
+    """The path of the SQLite file ``url`` names when that file does not exist, else
+    None (it exists, the database is in memory, or it is a server's).
+
+    Opening a missing SQLite file creates it, so a command that only reads (``joblog db
+    current``) asks this first instead of leaving an empty file behind a typo.
+    """
+    parsed = _parse_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if asbool(parsed.query.get("uri", False)) and database.startswith("file:"):
+        # A URI filename (sqlite:///file:name?mode=ro&uri=true): mode comes from the query.
+        if parsed.query.get("mode") == "memory":
+            return None
+        database = urllib.parse.unquote(urllib.parse.urlsplit(database).path)
+    if database in ("", ":memory:"):
+        return None
+    path = Path(database)
+    return None if path.exists() else path
 
 
 def detect(engine: sa.Engine | sa.Connection) -> DatabaseState:
@@ -246,18 +274,24 @@ def _is_private_memory_database(engine: sa.Engine) -> bool:
     return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
 
 
-def _engine(url: str | sa.URL) -> sa.Engine:
-    """A short-lived engine for migration work (no pool; SQLite writes BEGIN IMMEDIATE)."""
+def _parse_url(url: str | sa.URL) -> sa.URL:
+    """``url`` parsed, or ConfigError when it is not a URL of a database joblog supports."""
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError as exc:
         raise ConfigError(f"not a database URL: {url!r}") from exc
-    backend = parsed.get_backend_name()
-    if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
+    if parsed.get_backend_name() not in ("sqlite", "postgresql", "mysql", "mariadb"):
         raise ConfigError(
             f"unsupported database {parsed.drivername!r}: use sqlite:///FILE,"
             " postgresql+psycopg://... or mysql+pymysql://..."
         )
+    return parsed
+
+
+def _engine(url: str | sa.URL) -> sa.Engine:
+    """A short-lived engine for migration work (no pool; SQLite writes BEGIN IMMEDIATE)."""
+    parsed = _parse_url(url)
+    backend = parsed.get_backend_name()
     connect_args: dict[str, Any] = {}
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
