@@ -7,13 +7,17 @@ error rather than a log record and an exit from deep inside the server.
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING
 
 import click
 import uvicorn
 
 from joblog.cli.common import url_option
-from joblog.exceptions import JobLogError
+from joblog.exceptions import ConfigError, JobLogError
 from joblog.storage.store import Store
+
+if TYPE_CHECKING:
+    from joblog.api.settings import ApiSettings
 
 __all__ = ["bind_socket", "serve_command"]
 
@@ -48,6 +52,42 @@ def _open_store(url: str) -> Store:
     return store
 
 
+def _access_settings(
+    host: str, external_id_policy: str, read_only: bool, insecure_no_auth: bool
+) -> ApiSettings:
+    """Tokens from the environment; refuse an open write API unless explicitly asked for."""
+    from joblog.api.auth import load_tokens
+    from joblog.api.settings import ApiSettings
+
+    try:
+        write_tokens, read_tokens = load_tokens("WRITE"), load_tokens("READ")
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not read_only and not write_tokens:
+        if not insecure_no_auth:
+            raise click.ClickException(
+                "the write API needs a token: set JOBLOG_WRITE_TOKENS (or "
+                "JOBLOG_WRITE_TOKENS_FILE), or pass --read-only; --insecure-no-auth accepts "
+                "writes from anyone (local experiments only)"
+            )
+        click.secho(
+            f"WARNING: --insecure-no-auth: anyone who can reach {host} can create, change "
+            "and cancel jobs. Never use it on a shared network.",
+            fg="red",
+            bold=True,
+            err=True,
+        )
+    elif insecure_no_auth:
+        click.echo("note: --insecure-no-auth ignored: write tokens are configured", err=True)
+    return ApiSettings(
+        write_tokens=write_tokens,
+        read_tokens=read_tokens,
+        insecure_no_auth=insecure_no_auth and not write_tokens,
+        write_api=not read_only,
+        external_id_policy=external_id_policy,
+    )
+
+
 def _display_url(host: str, port: int) -> str:
     shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)
     if ":" in shown and not shown.startswith("["):
@@ -69,14 +109,43 @@ def _display_url(host: str, port: int) -> str:
     show_default=True,
     help="Seconds between sweeps that fail jobs whose heartbeat lapsed; 0: never.",
 )
-def serve_command(url: str, host: str, port: int, log_level: str, reap_interval: float) -> None:
-    """Serve the status API (/api/v1, docs at /docs) and the live dashboard."""
+@click.option(
+    "--external-id-policy",
+    type=click.Choice(["reject", "allow"]),
+    envvar="JOBLOG_EXTERNAL_ID_POLICY",
+    default="reject",
+    show_default=True,
+    help="A new job whose external ID a running job holds: refuse it (409) or allow it.",
+)
+@click.option("--read-only", is_flag=True, help="Serve without the write (ingest) API.")
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Accept writes without a token when none is configured (local experiments only).",
+)
+def serve_command(
+    url: str,
+    host: str,
+    port: int,
+    log_level: str,
+    reap_interval: float,
+    external_id_policy: str,
+    read_only: bool,
+    insecure_no_auth: bool,
+) -> None:
+    """Serve the status API (/api/v1, docs at /docs) and the live dashboard.
+
+    Writes need a bearer token from JOBLOG_WRITE_TOKENS (comma-separated) or
+    JOBLOG_WRITE_TOKENS_FILE (one per line); with JOBLOG_READ_TOKENS (or _FILE) set, reads
+    and the dashboard need a read or write token too. See docs/INGEST.md.
+    """
     from joblog.api.app import create_app  # FastAPI is imported only for this command
 
+    settings = _access_settings(host, external_id_policy, read_only, insecure_no_auth)
     store = _open_store(url)
     sock = bind_socket(host, port)
     bound_port = int(sock.getsockname()[1])
-    app = create_app(store=store, reap_interval=reap_interval or None)
+    app = create_app(store=store, reap_interval=reap_interval or None, settings=settings)
     config = uvicorn.Config(app, log_level=log_level, lifespan="on")
     server = uvicorn.Server(config)
     database = store.url.render_as_string(hide_password=True)
