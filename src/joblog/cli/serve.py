@@ -25,7 +25,7 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening-ready TCP socket on host:port; ClickException when that is impossible."""
+    """A listening TCP socket on host:port; ClickException when that is impossible."""
     try:
         family, kind, proto, _name, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -36,6 +36,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them
     except OSError as exc:
         sock.close()
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
