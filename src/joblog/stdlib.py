@@ -95,9 +95,32 @@ class JobLogHandler(logging.Handler):
         self._put((ids, message, record))
 
 
+#: levelno -> stored level for the standard levels (others go through level_name).
+_LEVEL_NAMES = {n: level_name(n) for n in (logging.DEBUG, logging.INFO, logging.WARNING,
+                                           logging.ERROR, logging.CRITICAL)}  # fmt: skip
+#: attrs JSON of a plain record (nothing but its logger's name), per logger name.
+_PLAIN_ATTRS: dict[str, str | None] = {}
+_PLAIN_ATTRS_MAX = 4096
+
+
 def make_event_row(item: RawEvent) -> EventRow:
     """Turn a queued record into a log_events row (runs on the writer thread)."""
     ids, message, record = item
+    level = _LEVEL_NAMES.get(record.levelno) or level_name(record.levelno)
+    ts = datetime.fromtimestamp(record.created, UTC).replace(tzinfo=None)
+    if (
+        not record.exc_info
+        and not record.exc_text
+        and not record.stack_info
+        and not (record.__dict__.keys() - _STANDARD_ATTRS)
+    ):
+        # The common case, a record without extras: its attrs JSON depends on the logger only.
+        attrs_json = _PLAIN_ATTRS.get(record.name, "")
+        if attrs_json == "":
+            attrs_json = dumps_attrs({"logger": record.name})
+            if len(_PLAIN_ATTRS) < _PLAIN_ATTRS_MAX:
+                _PLAIN_ATTRS[record.name] = attrs_json
+        return (ids[0], ids[1], ids[2], level, clean_message(message), attrs_json, ts)
     attrs: dict[str, Any] = {"logger": record.name}
     for key, value in record.__dict__.items():
         if key not in _STANDARD_ATTRS and not key.startswith("_"):
@@ -109,16 +132,7 @@ def make_event_row(item: RawEvent) -> EventRow:
         attrs["exception"] = record.exc_text
     if record.stack_info:
         attrs["stack"] = record.stack_info
-    ts = datetime.fromtimestamp(record.created, UTC).replace(tzinfo=None)
-    return (
-        ids[0],
-        ids[1],
-        ids[2],
-        level_name(record.levelno),
-        clean_message(message),
-        dumps_attrs(attrs),
-        ts,
-    )
+    return (ids[0], ids[1], ids[2], level, clean_message(message), dumps_attrs(attrs), ts)
 
 
 def clean_message(message: str) -> str:
