@@ -1,7 +1,11 @@
 """A TCP proxy between joblog and a database server that tests can break on purpose.
 
 ``cut()`` resets every open connection and refuses new ones until ``restore()``;
-``delay`` adds latency to every chunk forwarded. The real servers are never touched.
+``delay`` adds latency to every chunk forwarded; ``reset_after_bytes(n)`` resets every
+connection once n more bytes went to the server (in the middle of a batch);
+``lose_reply_after(marker)`` forwards the next request containing ``marker`` (e.g. the
+COMMIT) and then resets instead of passing on the server's reply, so the client cannot
+know whether the commit happened. The real servers are never touched.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ class FaultProxy:
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self.accepted = 0
+        self._reset_budget: int | None = None
+        self._reply_marker: bytes | None = None
+        self._lose_next_reply = False
+        self.faults_fired = 0
         threading.Thread(target=self._accept, daemon=True, name="faultproxy").start()
 
     def cut(self) -> None:
@@ -40,6 +48,24 @@ class FaultProxy:
 
     def restore(self) -> None:
         self._cut.clear()
+
+    def reset_after_bytes(self, count: int) -> None:
+        """Reset every connection once ``count`` more bytes were sent to the server."""
+        with self._lock:
+            self._reset_budget = count
+
+    def lose_reply_after(self, marker: bytes) -> None:
+        """Let the next request containing ``marker`` through, then lose its reply."""
+        with self._lock:
+            self._reply_marker = marker
+
+    def _reset_all(self) -> None:
+        with self._lock:
+            sockets = list(self._sockets)
+            self._sockets.clear()
+            self.faults_fired += 1
+        for sock in sockets:
+            _reset(sock)
 
     def close(self) -> None:
         self._closed.set()
@@ -65,10 +91,32 @@ class FaultProxy:
             self.accepted += 1
             with self._lock:
                 self._sockets.update((client, upstream))
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+            for src, dst, to_server in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pump, args=(src, dst, to_server), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _fault_before(self, data: bytes, to_server: bool) -> bool:
+        """True when this chunk must not be forwarded: the connections get reset."""
+        with self._lock:
+            if to_server and self._reset_budget is not None:
+                self._reset_budget -= len(data)
+                if self._reset_budget <= 0:
+                    self._reset_budget = None
+                    fire = True
+                else:
+                    fire = False
+            elif not to_server and self._lose_next_reply:
+                self._lose_next_reply = False
+                fire = True
+            else:
+                fire = False
+            if to_server and self._reply_marker is not None and self._reply_marker in data:
+                self._reply_marker = None
+                self._lose_next_reply = True
+        if fire:
+            self._reset_all()
+        return fire
+
+    def _pump(self, src: socket.socket, dst: socket.socket, to_server: bool) -> None:
         try:
             while True:
                 data = src.recv(65536)
@@ -76,6 +124,8 @@ class FaultProxy:
                     break
                 if self.delay:
                     time.sleep(self.delay)
+                if self._fault_before(data, to_server):
+                    break
                 dst.sendall(data)
         except OSError:
             pass
@@ -90,5 +140,9 @@ def _reset(sock: socket.socket) -> None:
     """Close with RST, as a dropped link or a killed server looks to the client."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # close() alone does not end a recv() blocked in another thread (the kernel keeps the
+    # socket open until it returns); shutdown() wakes it, so the peer really sees the end.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()

@@ -24,6 +24,8 @@ Dialect = Literal["sqlite", "postgresql", "mysql"]
 #: Execution option that marks a connection as a writer (SQLite: BEGIN IMMEDIATE).
 WRITE_OPTION = "joblog_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Seconds a server connection may stay silent mid-request before it counts as broken.
+NETWORK_TIMEOUT_S = 30
 
 
 def parse_url(url: str | sa.URL) -> sa.URL:
@@ -65,8 +67,18 @@ def create_engine(url: str | sa.URL, **kwargs: Any) -> sa.Engine:
     kwargs.setdefault("max_overflow", 16)
     connect_args = kwargs.setdefault("connect_args", {})
     connect_args.setdefault("connect_timeout", 5)
+    # A silent network partition must not hang a writer forever: bound how long sent data
+    # may go unacknowledged, and probe idle connections.
+    if dialect == "postgresql":
+        connect_args.setdefault("keepalives", 1)
+        connect_args.setdefault("keepalives_idle", 10)
+        connect_args.setdefault("keepalives_interval", 5)
+        connect_args.setdefault("keepalives_count", 3)
+        connect_args.setdefault("tcp_user_timeout", NETWORK_TIMEOUT_S * 1000)
     if dialect == "mysql":
         connect_args.setdefault("charset", "utf8mb4")
+        connect_args.setdefault("read_timeout", NETWORK_TIMEOUT_S)
+        connect_args.setdefault("write_timeout", NETWORK_TIMEOUT_S)
         kwargs.setdefault("isolation_level", "READ COMMITTED")
     try:
         return sa.create_engine(parsed, **kwargs)

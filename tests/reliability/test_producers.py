@@ -14,6 +14,7 @@ import pytest
 
 from joblog import JobStatus, StepStatus
 from joblog.storage.store import Store
+from tests.reliability.conftest import Record
 from tests.support.db import events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +34,9 @@ def run_producer(*args: str) -> subprocess.Popen[str]:
 
 class TestProducerCrash:
     def test_flushed_events_survive_a_sigkill_and_the_job_is_reaped(
-        self, database_url: str
+        self, database_url: str, reliability: Record
     ) -> None:
+        reliability.injected = "SIGKILL of the producer process mid-job, after a flush"
         Store(database_url).close()  # schema first, so the child only writes
         child = run_producer("crash", database_url, "300")
         try:
@@ -61,13 +63,20 @@ class TestProducerCrash:
             assert job is not None and job.status is JobStatus.FAILED
             assert (job.error_message or "").startswith("abandoned")
             assert [s.status for s in store.steps_of(job_id)] == [StepStatus.FAILED]
+            reliability.measured = {
+                "flushed events present": f"{len(flushed)}/300",
+                "job after reap": f"{job.status.value} ({job.error_message})",
+            }
         finally:
             store.close()
 
 
 @pytest.mark.slow
 class TestManySqliteWriters:
-    def test_four_processes_of_four_threads_lose_nothing(self, make_database: object) -> None:
+    def test_four_processes_of_four_threads_lose_nothing(
+        self, make_database: object, reliability: Record
+    ) -> None:
+        reliability.injected = "4 processes x 4 threads logging into one SQLite file"
         url = make_database("sqlite")  # type: ignore[operator]
         processes, threads, per_thread = 4, 4, 1000
         children = [
@@ -89,5 +98,10 @@ class TestManySqliteWriters:
             jobs = store.list_jobs(limit=100)
             assert len(jobs) == processes * threads
             assert {j.status for j in jobs} == {JobStatus.COMPLETED}
+            reliability.measured = {
+                "events stored": f"{len(messages)}/{processes * threads * per_thread}",
+                "errors seen by the application": 0,
+                "writer retries (busy database)": sum(r["retries"] for r in reports),
+            }
         finally:
             store.close()
