@@ -39,5 +39,9 @@ test: install browser-deps lint
 bench: install
 	$(BIN)/joblog bench all
 
+# Injects the faults of tests/reliability and writes what they measured to docs/RELIABILITY.md.
+reliability: install
+	JOBLOG_RELIABILITY_REPORT=docs/RELIABILITY.md $(BIN)/python -m pytest tests/reliability -q
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
