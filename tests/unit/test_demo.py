@@ -99,6 +99,10 @@ class TestReadableError:
             ("[Errno 111] Connection refused", "A service could not be reached."),
             ("volume vol-1 is already attached", "A resource was still in use by something else."),
             ("PermissionError: access denied", "Access was refused"),
+            (
+                "abandoned: no heartbeat for 60s; the producer probably stopped",
+                "stopped reporting (it crashed or was killed)",
+            ),
         ],
     )
     def test_maps_common_errors_to_plain_words(self, raw: str, sentence: str) -> None:

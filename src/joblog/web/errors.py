@@ -18,6 +18,11 @@ __all__ = ["ERROR_RULES", "failed_step_name", "readable_error"]
 #: regular expressions share, and are matched case-insensitively.
 ERROR_RULES: tuple[tuple[str, str], ...] = (
     (
+        r"^abandoned\b",
+        "The program running it stopped reporting (it crashed or was killed), "
+        "so the job was marked failed.",
+    ),
+    (
         r"timeout|timed out|deadline exceeded|took too long",
         "The step took too long and was stopped.",
     ),
