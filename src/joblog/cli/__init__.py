@@ -32,6 +32,9 @@ def _register() -> None:
     from joblog.cli.demo import demo_command
 
     main.add_command(demo_command)
+    from joblog.cli.bench import bench
+
+    main.add_command(bench)
 
 
 _register()

@@ -1,0 +1,251 @@
+"""``joblog bench``: the benchmarks behind ``benchmarks/RESULTS.md``.
+
+Each command measures, saves its raw numbers under ``<out>/.data`` and regenerates
+``<out>/RESULTS.md`` and the chart. The databases it uses are its own (``joblog_bench*``
+on the servers, files under ``<out>/.data``) and are dropped and made anew each run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from joblog.bench.backends import BenchDatabase
+from joblog.bench.machine import describe_machine
+from joblog.bench.progress import Reporter
+from joblog.bench.report import save_section, write_report
+
+__all__ = ["bench"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+BACKENDS = ("sqlite", "postgresql", "mariadb")
+SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}
+
+
+def common_options(fn: F) -> F:
+    options = [
+        click.option(
+            "--backends",
+            default=",".join(BACKENDS),
+            show_default=True,
+            help="Comma-separated: sqlite, postgresql, mariadb.",
+        ),
+        click.option(
+            "--pg-url",
+            envvar="JOBLOG_BENCH_POSTGRES_URL",
+            show_default=True,
+            default="postgresql+psycopg://postgres@127.0.0.1:5432/joblog_bench",
+        ),
+        click.option(
+            "--mariadb-url",
+            envvar="JOBLOG_BENCH_MARIADB_URL",
+            show_default=True,
+            default="mysql+pymysql://root@127.0.0.1:3306/joblog_bench",
+        ),
+        click.option(
+            "--out",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("benchmarks"),
+            show_default=True,
+            help="Where RESULTS.md, the chart and .data/ go.",
+        ),
+        click.option("--quick", is_flag=True, help="Smaller sizes and shorter runs (smoke test)."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def databases(
+    backends: str, pg_url: str, mariadb_url: str, out: Path, suffix: str
+) -> list[BenchDatabase]:
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    unknown = set(chosen) - set(BACKENDS)
+    if unknown:
+        raise click.BadParameter(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    out_dbs = []
+    for backend in chosen:
+        if backend == "sqlite":
+            path = (out / ".data" / f"bench{suffix}.db").resolve()
+            out_dbs.append(BenchDatabase.from_url(f"sqlite:///{path}"))
+            continue
+        db = BenchDatabase.from_url(pg_url if backend == "postgresql" else mariadb_url)
+        db = BenchDatabase(db.url.set(database=f"{db.url.database}{suffix}"))
+        reason = db.reachable()
+        if reason is not None:
+            click.echo(f"skipping {backend}: {reason}", err=True)
+            continue
+        out_dbs.append(db)
+    return out_dbs
+
+
+def _stamp(data: dict[str, Any], dbs: list[BenchDatabase]) -> dict[str, Any]:
+    data["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    data["machine"] = describe_machine(dbs)
+    return data
+
+
+def _finish(out: Path) -> None:
+    path = write_report(out)
+    click.echo(f"wrote {path}")
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks: ID lookup strategies, ingest rate, status API (see benchmarks/RESULTS.md)."""
+
+
+def run_lookup_command(
+    backends: str,
+    pg_url: str,
+    mariadb_url: str,
+    out: Path,
+    quick: bool,
+    quiet: bool,
+    sizes: str,
+    huge: bool,
+    keys: int,
+) -> None:
+    from joblog.bench.lookup import LookupConfig, run_lookup
+
+    chosen = [SIZES[s.strip().lower()] for s in sizes.split(",") if s.strip()]
+    if huge:
+        chosen.append(SIZES["10m"])
+    config = LookupConfig(sizes=chosen, keys=keys)
+    if quick:
+        config = LookupConfig(
+            sizes=[10_000, 100_000], keys=500, scan_budget_s=0.5, insert_cost_events=20_000
+        )
+    dbs = databases(backends, pg_url, mariadb_url, out, "")
+    machine_before = _stamp({}, dbs)
+    with Reporter(enabled=not quiet) as reporter:
+        data = run_lookup(dbs, config, reporter)
+    data.update(machine_before)
+    save_section(out / ".data", "lookup", data)
+
+
+def run_ingest_command(
+    backends: str,
+    pg_url: str,
+    mariadb_url: str,
+    out: Path,
+    quick: bool,
+    quiet: bool,
+    duration: float,
+) -> None:
+    from joblog.bench.ingest import IngestConfig, run_ingest
+
+    config = IngestConfig(duration_s=duration)
+    if quick:
+        config = IngestConfig(
+            duration_s=min(duration, 3.0), bare_events=50_000, caller_rounds=10, profile=False
+        )
+    dbs = databases(backends, pg_url, mariadb_url, out, "_ingest")
+    machine_before = _stamp({}, dbs)
+    with Reporter(enabled=not quiet) as reporter:
+        data = run_ingest(dbs, config, reporter)
+    data.update(machine_before)
+    save_section(out / ".data", "ingest", data)
+
+
+def run_api_command(
+    backends: str,
+    pg_url: str,
+    mariadb_url: str,
+    out: Path,
+    quick: bool,
+    quiet: bool,
+    duration: float,
+) -> None:
+    from joblog.bench.api import ApiConfig, run_api
+
+    config = ApiConfig(duration_s=duration)
+    if quick:
+        config = ApiConfig(duration_s=min(duration, 2.0), events=100_000)
+    chosen = ",".join(b for b in backends.split(",") if b.strip() in ("sqlite", "postgresql"))
+    dbs = databases(chosen, pg_url, mariadb_url, out, "_api")
+    machine_before = _stamp({}, dbs)
+    with Reporter(enabled=not quiet) as reporter:
+        data = run_api(dbs, config, reporter)
+    data.update(machine_before)
+    save_section(out / ".data", "api", data)
+
+
+_sizes_option = click.option(
+    "--sizes",
+    default="10k,100k,1m",
+    show_default=True,
+    help="Comma-separated sizes in log events: 10k, 100k, 1m, 10m.",
+)
+_huge_option = click.option("--huge", is_flag=True, help="Add 10M events (slow).")
+_keys_option = click.option(
+    "--keys",
+    type=click.IntRange(min=100),
+    default=2000,
+    show_default=True,
+    help="Existing keys per measurement.",
+)
+
+
+@bench.command()
+@common_options
+@_sizes_option
+@_huge_option
+@_keys_option
+def lookup(**options: Any) -> None:
+    """External ID -> job: five strategies, the bare driver and joblog, per backend and size."""
+    run_lookup_command(**options)
+    _finish(options["out"])
+
+
+@bench.command()
+@common_options
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds of sustained logging per backend.",
+)
+def ingest(**options: Any) -> None:
+    """Events/s from logging calls through the batch writer, and the cost of one call."""
+    run_ingest_command(**options)
+    _finish(options["out"])
+
+
+@bench.command()
+@common_options
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1),
+    default=8.0,
+    show_default=True,
+    help="Seconds per concurrency level.",
+)
+def api(**options: Any) -> None:
+    """The status endpoint by external ID under 1, 16 and 64 concurrent pollers."""
+    run_api_command(**options)
+    _finish(options["out"])
+
+
+@bench.command("all")
+@common_options
+@_sizes_option
+@_huge_option
+@_keys_option
+@click.option("--skip-api", is_flag=True, help="Leave out the status API benchmark.")
+def all_(skip_api: bool, **options: Any) -> None:
+    """lookup, ingest and api with their defaults (what `make bench` runs)."""
+    base = {k: options[k] for k in ("backends", "pg_url", "mariadb_url", "out", "quick", "quiet")}
+    run_lookup_command(**base, sizes=options["sizes"], huge=options["huge"], keys=options["keys"])
+    _finish(options["out"])
+    run_ingest_command(**base, duration=30.0)
+    _finish(options["out"])
+    if not skip_api:
+        run_api_command(**base, duration=8.0)
+    _finish(options["out"])
