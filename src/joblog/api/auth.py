@@ -249,7 +249,7 @@ def _kind(method: str, path: str) -> Literal["open", "write", "api", "page"]:
 async def _send_json(
     send: Send, status: int, body: dict[str, Any], headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> None:
-    payload = json.dumps(body).encode()
+    payload = json.dumps(body, separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",
