@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 from fastapi import FastAPI, Security
@@ -21,6 +22,7 @@ from joblog.api import routes_jobs, routes_login, routes_ops, routes_write, stre
 from joblog.api.auth import TokenGuard, bearer_scheme, install_access_control
 from joblog.api.errors import install_error_handlers
 from joblog.api.metrics import MetricsMiddleware, RequestMetrics
+from joblog.api.schemas import ErrorBody
 from joblog.api.settings import ApiSettings
 from joblog.exceptions import JobLogError
 from joblog.resolve import Resolver
@@ -92,14 +94,24 @@ def create_app(
     read_auth = [Security(bearer_scheme)] if guard.reads_guarded else []
     # The stream router goes first: its ``{any_id:path}/stream`` must match before the
     # status route's bare ``{any_id:path}``.
-    app.include_router(stream.router, dependencies=read_auth)
-    app.include_router(routes_jobs.router, dependencies=read_auth)
-    app.include_router(routes_ops.router)
+    read_errors = _error_docs({503: "Database unavailable"})
+    if guard.reads_guarded:
+        read_errors |= _error_docs(
+            {401: "No or malformed Authorization header", 403: "Not a read or write token"}
+        )
+    app.include_router(stream.router, dependencies=read_auth, responses=read_errors)
+    app.include_router(routes_jobs.router, dependencies=read_auth, responses=read_errors)
+    app.include_router(routes_ops.router, responses=read_errors)
     if settings.write_api:
         app.include_router(routes_write.router)
     app.include_router(routes_login.router)
     _include_dashboard(app)
     return app
+
+
+def _error_docs(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error answers, so clients (and Schemathesis) expect them."""
+    return {code: {"model": ErrorBody, "description": text} for code, text in described.items()}
 
 
 def _include_dashboard(app: FastAPI) -> None:

@@ -106,7 +106,14 @@ def event_scope(resolver: Resolver, any_id: str) -> EventScope:
 
 @router.get(
     "/jobs/{any_id:path}/logs",
-    responses={200: {"model": EventPage}, **_NOT_FOUND, **_BAD},
+    responses={
+        200: {
+            "model": EventPage,
+            "content": {NDJSON: {"schema": {"type": "string", "description": "one event a line"}}},
+        },
+        **_NOT_FOUND,
+        **_BAD,
+    },
     response_class=Response,
 )
 async def job_logs(

@@ -44,7 +44,17 @@ async def healthz(request: Request) -> Response:
     return json_response({"status": "ok", "database": "ok"})
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get(
+    "/metrics",
+    # Plain Response: errors stay documented as JSON; the text format is declared for 200.
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def metrics(request: Request) -> PlainTextResponse:
     """Request counts and latencies per route, and the attached writer's counters."""
     request_metrics: RequestMetrics = request.app.state.metrics
