@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -40,12 +41,16 @@ def create_app(
     *,
     store: Store | None = None,
     reap_interval: float | None = None,
+    retention: timedelta | None = None,
+    prune_interval: float = 3600.0,
     settings: ApiSettings | None = None,
 ) -> FastAPI:
     """The joblog server for the database at ``url`` (or the given ``store``).
 
     ``reap_interval``: seconds between sweeps that fail abandoned jobs (running, no
     heartbeat for a while: :meth:`Store.reap_abandoned`) while the app serves; None: none.
+    ``retention``: when set, every ``prune_interval`` seconds log events older than this
+    are pruned in small batches (:meth:`Store.prune`; events of running jobs are kept).
     """
     if store is None:
         store = Store(url or DEFAULT_URL)
@@ -54,12 +59,16 @@ def create_app(
         owns_store = False
     if reap_interval is not None and reap_interval <= 0:
         raise ValueError("reap_interval must be positive")
+    if prune_interval <= 0 or (retention is not None and retention <= timedelta(0)):
+        raise ValueError("prune_interval and retention must be positive")
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
             if reap_interval is not None:
-                tasks.start_soon(_reap_forever, store, reap_interval)
+                tasks.start_soon(_every, reap_interval, _reap, store)
+            if retention is not None:
+                tasks.start_soon(_every, prune_interval, _prune, store, retention)
             try:
                 yield
             finally:
@@ -115,22 +124,28 @@ def _error_docs(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
 
 
 def _include_dashboard(app: FastAPI) -> None:
-    try:
-        from joblog.web.pages import build_router
-    except ImportError as exc:  # the dashboard is optional until its module lands
-        if exc.name not in ("joblog.web.pages", "joblog.web"):
-            raise
-        return
+    from joblog.web.pages import build_router
+
     app.include_router(build_router())
 
 
-async def _reap_forever(store: Store, interval: float) -> None:
+async def _every(interval: float, job: Callable[..., None], *args: Any) -> None:
+    """Run the housekeeping ``job`` in a worker thread every ``interval`` seconds."""
     while True:
         await anyio.sleep(interval)
         try:
-            reaped = await run_in_threadpool(store.reap_abandoned)
-        except JobLogError as exc:
-            log.warning("reaping abandoned jobs failed: %s", exc)
-            continue
-        if reaped:
-            log.info("failed %d abandoned job(s): %s", len(reaped), ", ".join(reaped))
+            await run_in_threadpool(job, *args)
+        except JobLogError as exc:  # the database may be down; try again next time
+            log.warning("%s failed: %s", job.__name__.strip("_"), exc)
+
+
+def _reap(store: Store) -> None:
+    reaped = store.reap_abandoned()
+    if reaped:
+        log.info("failed %d abandoned job(s): %s", len(reaped), ", ".join(reaped))
+
+
+def _prune(store: Store, retention: timedelta) -> None:
+    report = store.prune(retention)
+    if report.events or report.batch_keys:
+        log.info("pruned %d log events older than %s", report.events, retention)

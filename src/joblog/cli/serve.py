@@ -7,12 +7,13 @@ error rather than a log record and an exit from deep inside the server.
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import click
 import uvicorn
 
-from joblog.cli.common import url_option
+from joblog.cli.common import DURATION, url_option
 from joblog.exceptions import ConfigError, JobLogError
 from joblog.storage.store import Store
 
@@ -111,6 +112,20 @@ def _display_url(host: str, port: int) -> str:
     help="Seconds between sweeps that fail jobs whose heartbeat lapsed; 0: never.",
 )
 @click.option(
+    "--retention",
+    type=DURATION,
+    envvar="JOBLOG_RETENTION",
+    default=None,
+    help="Prune log events older than this (e.g. 30d) while serving; default: keep all.",
+)
+@click.option(
+    "--prune-interval",
+    type=DURATION,
+    default="1h",
+    show_default=True,
+    help="How often the retention prune runs.",
+)
+@click.option(
     "--external-id-policy",
     type=click.Choice(["reject", "allow"]),
     envvar="JOBLOG_EXTERNAL_ID_POLICY",
@@ -130,6 +145,8 @@ def serve_command(
     port: int,
     log_level: str,
     reap_interval: float,
+    retention: timedelta | None,
+    prune_interval: timedelta,
     external_id_policy: str,
     read_only: bool,
     insecure_no_auth: bool,
@@ -146,7 +163,13 @@ def serve_command(
     store = _open_store(url)
     sock = bind_socket(host, port)
     bound_port = int(sock.getsockname()[1])
-    app = create_app(store=store, reap_interval=reap_interval or None, settings=settings)
+    app = create_app(
+        store=store,
+        reap_interval=reap_interval or None,
+        retention=retention,
+        prune_interval=prune_interval.total_seconds(),
+        settings=settings,
+    )
     config = uvicorn.Config(app, log_level=log_level, lifespan="on")
     server = uvicorn.Server(config)
     database = store.url.render_as_string(hide_password=True)
