@@ -102,6 +102,7 @@ def test_every_operation(api_schema: Any, live: LiveServer, credentials: str) ->
 def test_summary(reliability: Record, api_schema: Any) -> None:
     """Runs after the fuzzing above (file order) and records what it covered."""
     operations = sum(1 for _ in api_schema.get_all_operations())
+    reliability.backend = "sqlite"
     reliability.injected = (
         f"Schemathesis: {operations} operations x up to {MAX_EXAMPLES} generated requests, "
         "with a write token, a read token and none"

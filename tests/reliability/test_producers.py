@@ -76,6 +76,7 @@ class TestManySqliteWriters:
     def test_four_processes_of_four_threads_lose_nothing(
         self, make_database: object, reliability: Record
     ) -> None:
+        reliability.backend = "sqlite"
         reliability.injected = "4 processes x 4 threads logging into one SQLite file"
         url = make_database("sqlite")  # type: ignore[operator]
         processes, threads, per_thread = 4, 4, 1000
