@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -164,7 +163,6 @@ class JobHandle:
         self._failed_required: list[StepHandle] = []
         self._cancel_checked = 0.0
         self._cancel_requested = False
-        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         return f"<JobHandle {self.id} {self.job_type}/{self.operation} {self.status.value}>"

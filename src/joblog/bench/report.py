@@ -388,7 +388,9 @@ def _api_sections(api: dict[str, Any]) -> list[str]:
 # -- the document --------------------------------------------------------------------------------
 
 
-def render(sections: dict[str, dict[str, Any] | None], chart: str | None) -> str:
+def render(
+    sections: dict[str, dict[str, Any] | None], chart: str | None, analysis: str | None = None
+) -> str:
     lookup, ingest, api = sections.get("lookup"), sections.get("ingest"), sections.get("api")
     machine: dict[str, Any] = next(
         (s["machine"] for s in (lookup, ingest, api) if s and "machine" in s), {}
@@ -432,6 +434,16 @@ def render(sections: dict[str, dict[str, Any] | None], chart: str | None) -> str
         out += _ingest_sections(ingest)
     if api:
         out += _api_sections(api)
+    if analysis:
+        out += [
+            "## Why the missed targets are missed",
+            "",
+            "From `benchmarks/ANALYSIS.md` (written from profiles on this machine; the "
+            "numbers above are this run's):",
+            "",
+            analysis.strip(),
+            "",
+        ]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -474,6 +486,8 @@ def write_report(out_dir: Path) -> Path:
     if lookup:
         write_chart(lookup, out_dir / "lookup_p99.png")
         chart = "lookup_p99.png"
+    analysis_path = out_dir / "ANALYSIS.md"
+    analysis = analysis_path.read_text() if analysis_path.exists() else None
     path = out_dir / "RESULTS.md"
-    path.write_text(render(sections, chart))
+    path.write_text(render(sections, chart, analysis))
     return path
