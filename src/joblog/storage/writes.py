@@ -92,9 +92,7 @@ def claim_batch_key(conn: sa.Connection, batch_key: str, now: datetime) -> bool:
             .returning(table.c.batch_key)
         ).first()
         return claimed is not None
-    seen = conn.execute(
-        sa.select(table.c.batch_key).where(table.c.batch_key == batch_key)
-    ).first()
+    seen = conn.execute(sa.select(table.c.batch_key).where(table.c.batch_key == batch_key)).first()
     if seen is not None:
         return False
     conn.execute(table.insert().values(batch_key=batch_key, created_at=now))
