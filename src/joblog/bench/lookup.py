@@ -24,7 +24,7 @@ from joblog.bench.strategies import (
     params_for,
     strategy_index_bytes,
 )
-from joblog.bench.timing import sample_latency
+from joblog.bench.timing import sample_interleaved, sample_latency
 from joblog.bench.workload import (
     EVENTS_PER_CYCLE,
     external_id,
@@ -175,11 +175,16 @@ def measure_size(
     result["prefix_candidates"] = prefix_candidates(db, conn, keys)
     store = Store(db.sa_url, auto_migrate=False)
     try:
+        # The bare driver and joblog take turns on each key: their ratio must not depend
+        # on the machine's speed drifting between two measurement phases.
         job_id_for, resolve = joblog_lookups(Resolver(store))
-        result["joblog_job_id_for"] = sample_latency(job_id_for, keys, warmup=keys).as_dict()
-        reporter.advance(task)
-        result["joblog_resolve"] = sample_latency(resolve, keys, warmup=keys[:200]).as_dict()
-        reporter.advance(task)
+        bare = bare_lookup(db, conn, next(s for s in STRATEGIES if s.key == "jobs_column"))
+        calls = {"bare": bare, "joblog_job_id_for": job_id_for, "joblog_resolve": resolve}
+        measured = sample_interleaved(calls, keys, warmup=keys[:300])
+        result["bare_interleaved"] = measured["bare"].as_dict()
+        result["joblog_job_id_for"] = measured["joblog_job_id_for"].as_dict()
+        result["joblog_resolve"] = measured["joblog_resolve"].as_dict()
+        reporter.advance(task, 2)
     finally:
         store.close()
     reporter.done(task)

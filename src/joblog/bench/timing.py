@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Latency", "percentile", "sample_latency"]
+__all__ = ["Latency", "percentile", "sample_interleaved", "sample_latency"]
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -76,3 +76,23 @@ def sample_latency(
         if deadline is not None and end > deadline and len(samples) >= min_samples:
             break
     return Latency.of(samples, hits)
+
+
+def sample_interleaved(
+    calls: dict[str, Callable[[str], bool]], keys: Sequence[str], *, warmup: Sequence[str] = ()
+) -> dict[str, Latency]:
+    """Time every call on each key in turn, so that drift in the machine's speed during
+    the run (other processes, checkpoints) hits all of them alike: for ratios."""
+    for key in warmup:
+        for call in calls.values():
+            call(key)
+    clock = time.perf_counter_ns
+    samples: dict[str, list[int]] = {name: [] for name in calls}
+    hits = dict.fromkeys(calls, 0)
+    for key in keys:
+        for name, call in calls.items():
+            start = clock()
+            found = call(key)
+            samples[name].append(clock() - start)
+            hits[name] += found
+    return {name: Latency.of(samples[name], hits[name]) for name in calls}
