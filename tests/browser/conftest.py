@@ -82,7 +82,7 @@ class Live:
         raise AssertionError(f"job {external_job_id} never appeared")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # torn down before other modules: Playwright holds the event loop
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     from joblog.api.app import create_app
 
@@ -102,7 +102,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         tracker.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # torn down before other modules: Playwright holds the event loop
 def browser() -> Iterator[object]:
     path = _chromium_or_skip()
     from playwright.sync_api import sync_playwright
