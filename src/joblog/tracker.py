@@ -38,7 +38,8 @@ class Tracker:
 
     ``external_id_policy``: "reject" refuses to start a job whose external ID a running
     job holds; "allow" lets it (resolution then returns the newest).
-    Writer settings: ``batch_size``, ``flush_interval`` (s), ``max_queue`` (events),
+    Writer settings: ``batch_size`` (events that wake the writer at once), ``max_batch``
+    (events a transaction may take from a backlog), ``flush_interval`` (s), ``max_queue``,
     ``full_queue_timeout`` (s a logging call may wait on a full queue before the event
     is dropped and counted), ``heartbeat_interval`` (s).
     """
@@ -49,6 +50,7 @@ class Tracker:
         *,
         external_id_policy: ExternalIdPolicy = "reject",
         batch_size: int = 2000,
+        max_batch: int = 50_000,
         flush_interval: float = 0.2,
         max_queue: int = 200_000,
         full_queue_timeout: float = 0.1,
@@ -73,6 +75,7 @@ class Tracker:
             self.store,
             make_event_row,
             batch_size=batch_size,
+            max_batch=max_batch,
             flush_interval=flush_interval,
             max_queue=max_queue,
             full_queue_timeout=full_queue_timeout,

@@ -75,6 +75,7 @@ class BatchWriter:
         make_row: RowMaker,
         *,
         batch_size: int = 2000,
+        max_batch: int = 50_000,
         flush_interval: float = 0.2,
         max_queue: int = 200_000,
         full_queue_timeout: float = 0.1,
@@ -82,11 +83,14 @@ class BatchWriter:
         on_idle: Callable[[], list[Op]] | None = None,
         idle_every: float = 5.0,
     ) -> None:
-        if batch_size < 1 or max_queue < batch_size or flush_interval <= 0:
-            raise ValueError("need 1 <= batch_size <= max_queue and flush_interval > 0")
+        if not 1 <= batch_size <= max_batch or max_queue < batch_size or flush_interval <= 0:
+            raise ValueError(
+                "need 1 <= batch_size <= max_batch, batch_size <= max_queue, flush_interval > 0"
+            )
         self._store = store
         self._make_row = make_row
         self._batch_size = batch_size
+        self._max_batch = max_batch
         self._flush_interval = flush_interval
         self._max_queue = max_queue
         self._full_queue_timeout = full_queue_timeout
@@ -196,7 +200,10 @@ class BatchWriter:
             rows: list[EventRow] = []
             markers: list[_Flush] = []
             events = 0
-            while queue and events < self._batch_size:
+            # Take what is there, up to max_batch: a backlog goes out in big transactions
+            # (fewer round trips, each of which costs the GIL back from busy callers), a
+            # trickle in small ones, at once.
+            while queue and events < self._max_batch:
                 item = queue.popleft()
                 if isinstance(item, _Flush):
                     markers.append(item)
