@@ -74,7 +74,13 @@ class Resolver:
     def resolve(self, any_id: str) -> JobSummary:
         if not any_id or len(any_id) > MAX_ID_LENGTH:
             raise JobNotFound(any_id)
-        for _tier, lookup in self.tiers:
+        # Tiers 1 and 2 are one statement (the hot path of every GUI poll)...
+        found = self.store.job_by_any_id(any_id)
+        if found is not None:
+            job, tier = found
+            return self.summarize(job, self.tiers[tier - 1][0])
+        # ...then the later tiers, in their declared order.
+        for _tier, lookup in self.tiers[2:]:
             summary = lookup(any_id)
             if summary is not None:
                 return summary
@@ -115,7 +121,7 @@ class Resolver:
     # -- summaries ---------------------------------------------------------------------------
 
     def summarize(self, job: Job, resolved_by: ResolvedBy) -> JobSummary:
-        rows = self.store.steps_of(job.id)
+        rows, recent_events, children = self.store.summary_details(job.id, self.recent_events)
         started = {step.name for step in rows}
         pending = [
             Step(None, job.id, None, p.name, StepStatus.PENDING, weight=p.weight)
@@ -141,8 +147,8 @@ class Resolver:
             progress=progress,
             elapsed_seconds=elapsed,
             eta_seconds=self._eta(job, percent, elapsed),
-            recent_events=self.store.recent_events(job_id=job.id, limit=self.recent_events),
-            children=self.store.children_of(job.id),
+            recent_events=recent_events,
+            children=children,
         )
 
     def _eta(self, job: Job, percent: int, elapsed: float | None) -> float | None:

@@ -64,6 +64,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Sync handlers and database calls run in anyio's worker threads. Dozens of them
+        # only fight over the GIL (throughput fell as pollers rose); a few keep the
+        # database busy while the event loop parses and answers.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = _app.state.settings.worker_threads
         async with anyio.create_task_group() as tasks:
             if reap_interval is not None:
                 tasks.start_soon(_every, reap_interval, _reap, store)

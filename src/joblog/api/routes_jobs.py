@@ -70,9 +70,26 @@ _SUMMARY_DOC: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/failover/{job_id:path}/status", responses=_SUMMARY_DOC, response_class=Response)
-def failover_status(job_id: str, request: Request) -> Response:
+async def failover_status(job_id: str, request: Request) -> Response:
     """The seed's endpoint: same resolution and body as ``GET /api/v1/jobs/{any_id}``."""
-    return json_response(summary_to_dict(_resolver(request).resolve(check_id(job_id))))
+    return await status_response(request, job_id)
+
+
+async def status_response(request: Request, any_id: str) -> Response:
+    """The resolved summary as JSON: the hot path of every GUI poll.
+
+    On a SQLite file the reads take microseconds and need no network, so they run right on
+    the event loop: a hop to a worker thread and back costs more than the work (and under
+    load each hop waits for the GIL). Server databases keep the worker threads, so that
+    their round trips overlap.
+    """
+    resolver = _resolver(request)
+    any_id = check_id(any_id)
+    if resolver.store.reads_are_local:
+        summary = resolver.resolve(any_id)
+    else:
+        summary = await run_in_threadpool(resolver.resolve, any_id)
+    return json_response(summary_to_dict(summary))
 
 
 # -- a job's log events ----------------------------------------------------------------------
@@ -220,6 +237,6 @@ def list_jobs(
 # Declared last: ``{any_id:path}`` would otherwise swallow the /logs route (and the
 # stream router is included before this one for the same reason).
 @router.get("/jobs/{any_id:path}", responses=_SUMMARY_DOC, response_class=Response)
-def job_status(any_id: str, request: Request) -> Response:
+async def job_status(any_id: str, request: Request) -> Response:
     """The job known by ``any_id`` (UUID, external ID, log-event ID or legacy ID)."""
-    return json_response(summary_to_dict(_resolver(request).resolve(check_id(any_id))))
+    return await status_response(request, any_id)

@@ -24,7 +24,8 @@ class ApiSettings:
     or write token. ``write_api``: False leaves the write routes out. ``external_id_policy``:
     "reject" or "allow" a new job whose external ID a running job holds.
     ``max_body_bytes``: larger request bodies get 413. ``session_max_age``: seconds a
-    dashboard login lasts.
+    dashboard login lasts. ``worker_threads``: threads for blocking handlers and database
+    calls; a few keep the database busy, more only contend for the GIL.
     """
 
     poll_interval: float = 0.3
@@ -39,6 +40,7 @@ class ApiSettings:
     external_id_policy: str = "reject"
     max_body_bytes: int = 5 * 1024 * 1024
     session_max_age: int = 12 * 3600
+    worker_threads: int = 2
 
     def __post_init__(self) -> None:
         if not 0.01 <= self.poll_interval <= 60:
@@ -47,6 +49,8 @@ class ApiSettings:
             raise ValueError("keepalive_interval and health_timeout must be positive")
         if self.retry_ms < 0 or self.stream_batch < 1:
             raise ValueError("retry_ms must be >= 0 and stream_batch >= 1")
+        if not 1 <= self.worker_threads <= 64:
+            raise ValueError("worker_threads must be between 1 and 64")
         if self.external_id_policy not in ("reject", "allow"):
             raise ValueError("external_id_policy must be 'reject' or 'allow'")
         if self.max_body_bytes < 1024 or self.session_max_age < 60:

@@ -6,6 +6,7 @@ error rather than a log record and an exit from deep inside the server.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -133,6 +134,14 @@ def _display_url(host: str, port: int) -> str:
     show_default=True,
     help="A new job whose external ID a running job holds: refuse it (409) or allow it.",
 )
+@click.option(
+    "--worker-threads",
+    type=click.IntRange(1, 64),
+    envvar="JOBLOG_WORKER_THREADS",
+    default=2,
+    show_default=True,
+    help="Threads for database calls; more only contend for the GIL.",
+)
 @click.option("--read-only", is_flag=True, help="Serve without the write (ingest) API.")
 @click.option(
     "--insecure-no-auth",
@@ -148,6 +157,7 @@ def serve_command(
     retention: timedelta | None,
     prune_interval: timedelta,
     external_id_policy: str,
+    worker_threads: int,
     read_only: bool,
     insecure_no_auth: bool,
 ) -> None:
@@ -159,7 +169,10 @@ def serve_command(
     """
     from joblog.api.app import create_app  # FastAPI is imported only for this command
 
-    settings = _access_settings(host, external_id_policy, read_only, insecure_no_auth)
+    settings = dataclasses.replace(
+        _access_settings(host, external_id_policy, read_only, insecure_no_auth),
+        worker_threads=worker_threads,
+    )
     store = _open_store(url)
     sock = bind_socket(host, port)
     bound_port = int(sock.getsockname()[1])

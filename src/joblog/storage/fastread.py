@@ -51,7 +51,22 @@ _tier_events = (
 )
 _tiers = [q.scalar_subquery() for q in (_tier_job, _tier_external, _tier_events)]
 
-QUERIES: dict[str, sa.Select[Any]] = {
+# Tiers 1 and 2 with the whole job row in one statement: the UUID match, else the newest
+# job holding the external ID; "tier" says which matched.
+_by_uuid = sa.select(jobs, sa.literal(1).label("tier")).where(jobs.c.id == sa.bindparam("any_id"))
+_by_external = sa.select(
+    sa.select(jobs, sa.literal(2).label("tier"))
+    .where(jobs.c.external_job_id == sa.bindparam("any_id"))
+    .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+    .limit(1)
+    .subquery()
+)
+_job_by_any_id = sa.union_all(_by_uuid, _by_external)
+
+QUERIES: dict[str, sa.Select[Any] | sa.CompoundSelect[Any]] = {
+    "job_by_any_id": sa.select(_job_by_any_id.subquery())
+    .order_by(sa.literal_column("tier"))
+    .limit(1),
     "job": sa.select(jobs).where(jobs.c.id == sa.bindparam("job_id")),
     "newest_job_by_external_id": sa.select(jobs)
     .where(jobs.c.external_job_id == sa.bindparam("external_job_id"))
@@ -95,7 +110,7 @@ class _Compiled:
 
     __slots__ = ("defaults", "order", "sql")
 
-    def __init__(self, query: sa.Select[Any], dialect: sa.Dialect):
+    def __init__(self, query: sa.Select[Any] | sa.CompoundSelect[Any], dialect: sa.Dialect):
         compiled = query.compile(dialect=dialect)
         self.sql = str(compiled)
         self.defaults = dict(compiled.params)
@@ -149,6 +164,38 @@ class FastReads:
                 self._discard(proxy)
                 if attempt == 1 and not fresh and is_unavailable(error):
                     continue  # the kept connection went stale: once more on a new one
+                raise_storage_error(error, "reading")
+        raise AssertionError("unreachable")
+
+    def rows_many(
+        self, statements: list[tuple[str, Mapping[str, Any]]]
+    ) -> list[list[dict[str, Any]]]:
+        """Several statements; on PostgreSQL in one round trip (pipeline mode)."""
+        if self._dialect != "postgresql":
+            return [self.rows(name, values) for name, values in statements]
+        compiled = [(self._compiled[name], values) for name, values in statements]
+        for attempt in (1, 2):
+            proxy, _cursor, fresh = self._connection()
+            connection: Any = proxy.dbapi_connection
+            try:
+                cursors = []
+                with connection.pipeline():
+                    for statement, values in compiled:
+                        cursor = connection.cursor()
+                        cursor.execute(statement.sql, statement.params(values))
+                        cursors.append(cursor)
+                results = []
+                for cursor in cursors:
+                    names = [d[0] for d in cursor.description]
+                    results.append(
+                        [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+                    )
+                    cursor.close()
+                return results
+            except self._driver_errors as error:
+                self._discard(proxy)
+                if attempt == 1 and not fresh and is_unavailable(error):
+                    continue
                 raise_storage_error(error, "reading")
         raise AssertionError("unreachable")
 
@@ -228,6 +275,30 @@ class FastReadQueries(ReadQueries):
         _names, rows = self._fast.tuples("job_id_tiers", {"any_id": any_id})
         job_id: str | None = rows[0][0] if rows else None
         return job_id
+
+    def job_by_any_id(self, any_id: str) -> tuple[Job, int] | None:
+        if not self._fast.enabled:
+            return super().job_by_any_id(any_id)
+        rows = self._fast.rows("job_by_any_id", {"any_id": any_id})
+        return (job_from_row(rows[0]), int(rows[0]["tier"])) if rows else None
+
+    def summary_details(
+        self, job_id: str, recent: int = 20
+    ) -> tuple[list[Step], list[LogEvent], list[Job]]:
+        if not self._fast.enabled:
+            return super().summary_details(job_id, recent)
+        step_rows, event_rows, child_rows = self._fast.rows_many(
+            [
+                ("steps_of", {"job_id": job_id}),
+                ("recent_events", {"job_id": job_id, "limit": recent}),
+                ("children_of", {"job_id": job_id}),
+            ]
+        )
+        return (
+            [step_from_row(row) for row in step_rows],
+            [event_from_row(row) for row in reversed(event_rows)],
+            [job_from_row(row) for row in child_rows],
+        )
 
     def get_job(self, job_id: str) -> Job | None:
         if not self._fast.enabled:

@@ -175,6 +175,25 @@ class ReadQueries:
         with storage_errors("reading"), self.engine.connect() as conn:
             return conn.execute(query).mappings().first()
 
+    def job_by_any_id(self, any_id: str) -> tuple[Job, int] | None:
+        """Tiers 1 and 2 of resolution: (the job, 1) by UUID, else (newest job, 2) by
+        external ID, else None."""
+        job = self.get_job(any_id)
+        if job is not None:
+            return job, 1
+        job = self.newest_job_by_external_id(any_id)
+        return (job, 2) if job is not None else None
+
+    def summary_details(
+        self, job_id: str, recent: int = 20
+    ) -> tuple[list[Step], list[LogEvent], list[Job]]:
+        """What a summary shows besides the job: its steps, newest events, children."""
+        return (
+            self.steps_of(job_id),
+            self.recent_events(job_id=job_id, limit=recent),
+            self.children_of(job_id),
+        )
+
     def get_job(self, job_id: str) -> Job | None:
         row = self._first(sa.select(jobs).where(jobs.c.id == job_id))
         return job_from_row(row) if row else None

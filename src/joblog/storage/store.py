@@ -47,6 +47,11 @@ class Store(FastReadQueries, Maintenance):
 
             ensure_schema(self.engine)
 
+    @property
+    def reads_are_local(self) -> bool:
+        """True for a SQLite file: a read is a local call of microseconds, no network."""
+        return self.dialect == "sqlite" and self._fast.enabled
+
     def close(self) -> None:
         self._fast.close()
         self.engine.dispose()
