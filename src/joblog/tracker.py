@@ -6,34 +6,28 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
-from types import TracebackType
 from typing import Any, Literal
 
 from joblog import context
 from joblog.exceptions import ExternalIdInUse, JobLogError, StorageUnavailable
-from joblog.handles import JobCancelled, JobHandle, error_text
+from joblog.handles import JobHandle
+from joblog.lifecycle import JobScope
 from joblog.model import Job, JobStatus, JobSummary, Level, PlannedStep
+from joblog.owner import STDLIB_LEVELS, Ids, JobOwner, StepSpec, as_planned
 from joblog.resolve import Resolver
-from joblog.stdlib import JobLogHandler, clean_message, make_event_row
+from joblog.stdlib import JobLogHandler, make_event_row
 from joblog.storage.reads import JobFilter
 from joblog.storage.store import Store, utcnow
 from joblog.storage.writes import InsertJob, Op, UpdateJob
-from joblog.writer import BatchWriter, WriterStats
+from joblog.writer import BatchWriter
 
 __all__ = ["ExternalIdPolicy", "Tracker"]
 
 ExternalIdPolicy = Literal["reject", "allow"]
-StepSpec = str | PlannedStep | tuple[str, float]
 MAX_ID_LENGTH = 255
-_STDLIB_LEVEL = {
-    Level.DEBUG: logging.DEBUG,
-    Level.INFO: logging.INFO,
-    Level.WARN: logging.WARNING,
-    Level.ERROR: logging.ERROR,
-}
 
 
-class Tracker:
+class Tracker(JobOwner[JobHandle]):
     """Tracks jobs in the database at ``url`` and stores log events from inside them.
 
     ``external_id_policy``: "reject" refuses to start a job whose external ID a running
@@ -86,46 +80,30 @@ class Tracker:
 
     # -- logging -----------------------------------------------------------------------------
 
-    def install_logging(
-        self, logger: logging.Logger | None = None, level: int = logging.DEBUG
-    ) -> JobLogHandler:
-        """Attach the handler to ``logger`` (the root logger by default). Idempotent.
+    def _new_handler(self, level: int) -> JobLogHandler:
+        return JobLogHandler(
+            self.writer.put_event,
+            owner=self,
+            writer_thread_id=self.writer.thread_id,
+            level=level,
+            unattributed=self._unattributed,
+            unattributed_level=self._unattributed_level,
+        )
 
-        Lower the logger's own level too if DEBUG records should reach the handler.
-        """
-        target = logger if logger is not None else logging.getLogger()
-        if self._handler is None:
-            self._handler = JobLogHandler(
-                self.writer.put_event,
-                owner=self,
-                writer_thread_id=self.writer.thread_id,
-                level=level,
-                unattributed=self._unattributed,
-                unattributed_level=self._unattributed_level,
-            )
-        if self._handler_target is not None and self._handler_target is not target:
-            self._handler_target.removeHandler(self._handler)
-        if self._handler not in target.handlers:
-            target.addHandler(self._handler)
-        self._handler_target = target
-        return self._handler
-
-    def uninstall_logging(self) -> None:
-        if self._handler is not None and self._handler_target is not None:
-            self._handler_target.removeHandler(self._handler)
-        self._handler_target = None
+    def _current_ids(self) -> Ids:
+        frame = context.current_frame()
+        return frame.ids if frame is not None and frame.job.tracker is self else (None, None, None)
 
     def store_structlog_event(self, method_name: str, event_dict: dict[str, Any]) -> None:
         """Store a structlog event dict (used by :func:`joblog.structlog_processor`)."""
-        frame = context.current_frame()
-        ids = frame.ids if frame is not None and frame.job.tracker is self else (None, None, None)
-        if frame is None and self._unattributed == "drop":
+        if context.current_frame() is None and self._unattributed == "drop":
             return
+        ids = self._current_ids()
         message = str(event_dict.pop("event", ""))
         for key in ("job_id", "step_id", "external_job_id"):
             event_dict.pop(key, None)
         try:
-            levelno = _STDLIB_LEVEL[Level.parse(method_name)]
+            levelno = STDLIB_LEVELS[Level.parse(method_name)]
         except ValueError:
             levelno = logging.INFO  # structlog's msg(), log(), ...
         record = logging.makeLogRecord(
@@ -204,14 +182,14 @@ class Tracker:
             parent.add_child(job)
         return job
 
-    def job(self, job_type: str, operation: str, **kwargs: Any) -> _JobScope:
+    def job(self, job_type: str, operation: str, **kwargs: Any) -> JobScope[JobHandle]:
         """``with tracker.job(type, operation, external_job_id=..., steps=[...]) as job:``
 
         The job is current inside the block: logging calls there are stored with its IDs.
         An exception fails it (and is re-raised); :class:`JobCancelled`, KeyboardInterrupt
         or task cancellation cancel it.
         """
-        return _JobScope(self, job_type, operation, kwargs)
+        return JobScope(lambda: self.start_job(job_type, operation, **kwargs))
 
     def _check_external_id_free(self, external_job_id: str) -> None:
         with self._lock:
@@ -224,14 +202,6 @@ class Tracker:
             return  # cannot ask now; the in-process check above still holds
         if holder is not None:
             raise ExternalIdInUse(external_job_id, holder)
-
-    def job_ended(self, job: JobHandle) -> None:
-        with self._lock:
-            self._running.pop(job.id, None)
-
-    def running_jobs(self) -> list[JobHandle]:
-        with self._lock:
-            return list(self._running.values())
 
     def _heartbeats(self) -> list[Op]:
         now = utcnow()
@@ -258,77 +228,12 @@ class Tracker:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def log_event(self, level: str, message: str, attrs: Mapping[str, Any] | None = None) -> None:
-        """Store one event directly (without logging), attributed to the current job."""
-        record = logging.makeLogRecord(
-            {
-                "name": "joblog",
-                "levelno": _STDLIB_LEVEL[Level.parse(level)],
-                "msg": clean_message(message),
-                **(attrs or {}),
-            }
-        )
-        frame = context.current_frame()
-        ids = frame.ids if frame is not None and frame.job.tracker is self else (None, None, None)
-        self.writer.put_event((ids, record.msg, record))
-
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event and change queued so far is stored; False on timeout."""
         return self.writer.flush(timeout)
 
-    def stats(self) -> WriterStats:
-        """Writer counters: queued, written, batches, retries, dropped, failed, ..."""
-        return self.writer.stats()
-
-    def close(self, timeout: float | None = 30.0) -> None:
-        """Detach logging, store everything queued, and release the database."""
-        if self._closed:
-            return
-        self._closed = True
-        self.uninstall_logging()
-        self.writer.close(timeout)
+    def _release(self) -> None:
         self.store.close()
-
-    def __enter__(self) -> Tracker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _JobScope:
-    def __init__(self, tracker: Tracker, job_type: str, operation: str, kwargs: dict[str, Any]):
-        self._tracker = tracker
-        self._args = (job_type, operation)
-        self._kwargs = kwargs
-        self._token: object = None
-        self.job: JobHandle | None = None
-
-    def __enter__(self) -> JobHandle:
-        self.job = self._tracker.start_job(*self._args, **self._kwargs)
-        self._token = context.enter(self.job.frame)
-        return self.job
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        context.leave(self._token)
-        job = self.job
-        assert job is not None
-        if job.status is not JobStatus.RUNNING:
-            return
-        if exc is None:
-            job.complete()
-        elif isinstance(exc, JobCancelled | KeyboardInterrupt) or (
-            exc_type is not None and exc_type.__name__ == "CancelledError"
-        ):
-            job.cancel(error_text(exc))
-        else:
-            job.log_failure(f"job failed: {error_text(exc)}", exc, None)
-            job.fail(exc)
 
 
 def _check_text(name: str, value: str, limit: int) -> None:
@@ -337,12 +242,7 @@ def _check_text(name: str, value: str, limit: int) -> None:
 
 
 def _planned(spec: StepSpec) -> PlannedStep:
-    if isinstance(spec, PlannedStep):
-        planned = spec
-    elif isinstance(spec, tuple):
-        planned = PlannedStep(str(spec[0]), float(spec[1]))
-    else:
-        planned = PlannedStep(str(spec))
+    planned = as_planned(spec)
     _check_text("step name", planned.name, 255)
     if not planned.weight > 0:
         raise ValueError(f"step {planned.name!r} needs a positive weight")

@@ -28,22 +28,17 @@ import httpx
 
 from joblog import context
 from joblog.client.http import EventSink, HttpSession, RemoteError
-from joblog.client.remote import JobScope, RemoteJob, RemoteStep
+from joblog.client.remote import RemoteJob, RemoteStep
 from joblog.exceptions import JobLogError
-from joblog.model import Level, PlannedStep
-from joblog.stdlib import JobLogHandler, clean_message, make_event_row
+from joblog.lifecycle import JobScope
+from joblog.model import PlannedStep
+from joblog.owner import Ids, JobOwner, StepSpec, as_planned
+from joblog.stdlib import JobLogHandler, make_event_row
 from joblog.storage.store import Store
-from joblog.writer import BatchWriter, WriterStats
+from joblog.writer import BatchWriter
 
 __all__ = ["Client", "RemoteError", "RemoteJob", "RemoteStep"]
 
-StepSpec = str | PlannedStep | tuple[str, float]
-_LEVELS = {
-    Level.DEBUG: logging.DEBUG,
-    Level.INFO: logging.INFO,
-    Level.WARN: logging.WARNING,
-    Level.ERROR: logging.ERROR,
-}
 #: The client's own HTTP libraries log each request; those records are not the job's.
 _OWN_LOGGERS = ("httpx", "httpcore", "joblog.client", "joblog.writer")
 
@@ -53,7 +48,7 @@ class _NotOurTransport(logging.Filter):
         return not record.name.startswith(_OWN_LOGGERS)
 
 
-class Client:
+class Client(JobOwner[RemoteJob]):
     """A joblog server at ``base_url``, written to with a write ``token``.
 
     ``timeout``: seconds per HTTP call. ``batch_size`` (<= 1000) and ``flush_interval``:
@@ -142,21 +137,13 @@ class Client:
             parent.add_child(job)
         return job
 
-    def job(self, job_type: str, operation: str, **kwargs: Any) -> JobScope:
+    def job(self, job_type: str, operation: str, **kwargs: Any) -> JobScope[RemoteJob]:
         """``with client.job(type, operation, external_job_id=..., steps=[...]) as job:``
 
         Inside the block the job is current: logging calls are shipped with its IDs. An
         exception fails it (and is re-raised); JobCancelled or KeyboardInterrupt cancel it.
         """
-        return JobScope(self, (job_type, operation), kwargs)
-
-    def job_ended(self, job: RemoteJob) -> None:
-        with self._lock:
-            self._running.pop(job.id, None)
-
-    def running_jobs(self) -> list[RemoteJob]:
-        with self._lock:
-            return list(self._running.values())
+        return JobScope(lambda: self.start_job(job_type, operation, **kwargs))
 
     def _heartbeats(self) -> list[Any]:
         # Runs on the writer thread, so it uses the writer's connection.
@@ -169,49 +156,23 @@ class Client:
 
     # -- logging -----------------------------------------------------------------------------
 
-    def install_logging(
-        self, logger: logging.Logger | None = None, level: int = logging.DEBUG
-    ) -> JobLogHandler:
-        """Ship records logged inside this client's jobs (the root logger by default).
+    def _new_handler(self, level: int) -> JobLogHandler:
+        # Records outside any job, and the client's own HTTP chatter, are not shipped.
+        handler = JobLogHandler(
+            self.writer.put_event,
+            owner=self,
+            writer_thread_id=self.writer.thread_id,
+            level=level,
+            unattributed="drop",
+        )
+        handler.addFilter(_NotOurTransport())
+        return handler
 
-        Records outside any job, and the client's own HTTP chatter, are not shipped.
-        """
-        target = logger if logger is not None else logging.getLogger()
-        if self._handler is None:
-            self._handler = JobLogHandler(
-                self.writer.put_event,
-                owner=self,
-                writer_thread_id=self.writer.thread_id,
-                level=level,
-                unattributed="drop",
-            )
-            self._handler.addFilter(_NotOurTransport())
-        if self._handler_target is not None and self._handler_target is not target:
-            self._handler_target.removeHandler(self._handler)
-        if self._handler not in target.handlers:
-            target.addHandler(self._handler)
-        self._handler_target = target
-        return self._handler
-
-    def uninstall_logging(self) -> None:
-        if self._handler is not None and self._handler_target is not None:
-            self._handler_target.removeHandler(self._handler)
-        self._handler_target = None
-
-    def log_event(self, level: str, message: str, attrs: Mapping[str, Any] | None = None) -> None:
-        """Ship one event (without logging) for the current job of this client."""
+    def _current_ids(self) -> Ids:
         frame = context.current_frame()
         if frame is None or cast(Any, frame.job).tracker is not self:
             raise JobLogError("log_event needs a job of this client to be current")
-        record = logging.makeLogRecord(
-            {
-                "name": "joblog",
-                "levelno": _LEVELS[Level.parse(level)],
-                "msg": clean_message(message),
-                **(attrs or {}),
-            }
-        )
-        self.writer.put_event((frame.ids, record.msg, record))
+        return frame.ids
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -219,30 +180,13 @@ class Client:
         """Wait until every event queued so far is stored; False on timeout."""
         return self.writer.flush(timeout)
 
-    def stats(self) -> WriterStats:
-        """The event writer's counters: queued, written, batches, retries, dropped, failed."""
-        return self.writer.stats()
-
-    def close(self, timeout: float | None = 30.0) -> None:
-        """Detach logging, ship what is queued, close the connections."""
-        if self._closed:
-            return
-        self._closed = True
-        self.uninstall_logging()
-        self.writer.close(timeout)
+    def _release(self) -> None:
         self.session.close()
         self._writer_session.close()
 
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def _planned_json(spec: StepSpec) -> str | dict[str, Any]:
-    if isinstance(spec, PlannedStep):
-        return {"name": spec.name, "weight": spec.weight}
-    if isinstance(spec, tuple):
-        return {"name": str(spec[0]), "weight": float(spec[1])}
-    return str(spec)
+    if isinstance(spec, PlannedStep | tuple):
+        planned = as_planned(spec)
+        return {"name": planned.name, "weight": planned.weight}
+    return str(spec)  # a bare name: the server gives it the plan's default weight
