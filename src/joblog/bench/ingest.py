@@ -12,13 +12,17 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import queue
+import re
 import statistics
+import sysconfig
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import joblog
 from joblog.bench.backends import BenchDatabase
 from joblog.bench.progress import Reporter
 from joblog.bench.workload import EVENT_COLUMNS
@@ -235,7 +239,20 @@ def profile_writer(db: BenchDatabase, config: IngestConfig, seconds: float = 5.0
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(14)
     lines = [line for line in text.getvalue().splitlines() if line.strip()]
     start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
-    return "\n".join(lines[:1] + lines[start:])
+    return relative_paths("\n".join(lines[:1] + lines[start:]))
+
+
+def relative_paths(text: str) -> str:
+    """Profile lines without this machine's directories: joblog/..., psycopg/..., threading.py."""
+    roots = {
+        str(Path(joblog.__file__).resolve().parent.parent),  # .../src
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+        sysconfig.get_paths()["stdlib"],
+    }
+    for root in sorted(roots, key=len, reverse=True):
+        text = text.replace(root.rstrip("/") + "/", "")
+    return re.sub(r"\S*/site-packages/", "", text)
 
 
 def run_ingest_backend(
