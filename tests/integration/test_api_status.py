@@ -12,7 +12,7 @@ import pytest
 
 import joblog
 from joblog.api.app import create_app
-from joblog.storage import schema
+from joblog.storage.legacy import insert_failover_job
 from joblog.storage.writes import InsertEvents
 from tests.conftest import BACKENDS
 from tests.support.api import ApiClient, api_client, backend_database
@@ -50,19 +50,13 @@ def status_paths(any_id: str) -> list[str]:
 
 
 def insert_legacy(tracker: joblog.Tracker, job_id: str, status: str) -> None:
-    now = datetime.now(UTC).replace(tzinfo=None)
-    with tracker.store.engine.begin() as conn:
-        conn.execute(
-            schema.failover_jobs.insert().values(
-                job_id=job_id,
-                vm_id="vm-4711",
-                job_type="live",
-                status=status,
-                source_vm_name="pgtest2",
-                created_at=now,
-                updated_at=now,
-            )
-        )
+    insert_failover_job(
+        tracker.store,
+        job_id=job_id,
+        vm_id="vm-4711",
+        status=status,
+        source_vm_name="pgtest2",
+    )
 
 
 def insert_event(tracker: joblog.Tracker, job_id: str | None, external_id: str) -> None:

@@ -11,25 +11,20 @@ import joblog
 from joblog import JobStatus, ResolvedBy, StepStatus
 from joblog.resolve import legacy_percent
 from joblog.storage import schema
+from joblog.storage.legacy import insert_failover_job
 from joblog.storage.writes import InsertEvents
 
 EXTERNAL = "unified-live-failover-pgtest2-1758553933"
 
 
 def insert_legacy(tracker: joblog.Tracker, job_id: str, status: str) -> None:
-    now = datetime.now(UTC).replace(tzinfo=None)
-    with tracker.store.engine.begin() as conn:
-        conn.execute(
-            schema.failover_jobs.insert().values(
-                job_id=job_id,
-                vm_id="vm-4711",
-                job_type="live",
-                status=status,
-                source_vm_name="pgtest2",
-                created_at=now,
-                updated_at=now,
-            )
-        )
+    insert_failover_job(
+        tracker.store,
+        job_id=job_id,
+        vm_id="vm-4711",
+        status=status,
+        source_vm_name="pgtest2",
+    )
 
 
 class TestTiers:

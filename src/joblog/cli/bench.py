@@ -122,11 +122,7 @@ def run_lookup_command(
             sizes=[10_000, 100_000], keys=500, scan_budget_s=0.5, insert_cost_events=20_000
         )
     dbs = databases(backends, pg_url, mariadb_url, out, "")
-    machine_before = _stamp({}, dbs)
-    with Reporter(enabled=not quiet) as reporter:
-        data = run_lookup(dbs, config, reporter)
-    data.update(machine_before)
-    save_section(out / ".data", "lookup", data)
+    _run_section(out, "lookup", dbs, quiet, lambda reporter: run_lookup(dbs, config, reporter))
 
 
 def run_ingest_command(
@@ -146,11 +142,7 @@ def run_ingest_command(
             duration_s=min(duration, 3.0), bare_events=50_000, caller_rounds=10, profile=False
         )
     dbs = databases(backends, pg_url, mariadb_url, out, "_ingest")
-    machine_before = _stamp({}, dbs)
-    with Reporter(enabled=not quiet) as reporter:
-        data = run_ingest(dbs, config, reporter)
-    data.update(machine_before)
-    save_section(out / ".data", "ingest", data)
+    _run_section(out, "ingest", dbs, quiet, lambda reporter: run_ingest(dbs, config, reporter))
 
 
 def run_api_command(
@@ -169,11 +161,22 @@ def run_api_command(
         config = ApiConfig(duration_s=min(duration, 2.0), events=100_000)
     chosen = ",".join(b for b in backends.split(",") if b.strip() in ("sqlite", "postgresql"))
     dbs = databases(chosen, pg_url, mariadb_url, out, "_api")
+    _run_section(out, "api", dbs, quiet, lambda reporter: run_api(dbs, config, reporter))
+
+
+def _run_section(
+    out: Path,
+    name: str,
+    dbs: list[BenchDatabase],
+    quiet: bool,
+    run: Callable[[Reporter], dict[str, Any]],
+) -> None:
+    """Run one benchmark section with progress bars and save its numbers with the machine's."""
     machine_before = _stamp({}, dbs)
     with Reporter(enabled=not quiet) as reporter:
-        data = run_api(dbs, config, reporter)
+        data = run(reporter)
     data.update(machine_before)
-    save_section(out / ".data", "api", data)
+    save_section(out / ".data", name, data)
 
 
 _sizes_option = click.option(
