@@ -11,7 +11,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[server,postgresql,mysql,bench,dev]'
 	touch $(STAMP)
 
 # Debian's Chromium for the browser tests (Playwright's own browser download is not used).

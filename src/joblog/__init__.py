@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
-from joblog.context import carry, current_job, current_step
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 from joblog.exceptions import (
     ConfigError,
     ExternalIdInUse,
@@ -21,6 +23,7 @@ from joblog.exceptions import (
     StorageUnavailable,
 )
 from joblog.handles import JobCancelled, JobHandle, StepHandle
+from joblog.lifecycle import carry, current_job, current_step
 from joblog.model import (
     Job,
     JobStatus,
@@ -35,7 +38,6 @@ from joblog.model import (
     StepStatus,
 )
 from joblog.stdlib import JobLogHandler, structlog_processor
-from joblog.tracker import Tracker
 from joblog.writer import WriterStats
 
 __all__ = [
@@ -71,3 +73,23 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+if _TYPE_CHECKING:
+    from joblog.tracker import Tracker
+
+
+_LAZY = ("Tracker",)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+def __getattr__(name: str) -> _Any:
+    # The Tracker brings SQLAlchemy and the storage layer; loaded on first use, so that
+    # ``import joblog.client`` (a producer that only talks HTTP) never loads them.
+    if name == "Tracker":
+        from joblog.tracker import Tracker
+
+        return Tracker
+    raise AttributeError(f"module 'joblog' has no attribute {name!r}")

@@ -7,25 +7,49 @@ The rules (how a with-block ends, how progress rolls up) live in :mod:`joblog.li
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from joblog import context
+from joblog import rules
+from joblog._ids import new_step_id, utcnow
+from joblog._ops import InsertStep, UpdateJob, UpdateStep
 from joblog.exceptions import InvalidTransition, JobLogError
-from joblog.lifecycle import JobCancelled, JobLifecycle, StepLifecycle, StepScope, error_text
+from joblog.lifecycle import (
+    Frame,
+    JobCancelled,
+    JobLifecycle,
+    StepLifecycle,
+    StepScope,
+    current_step,
+    error_text,
+)
 from joblog.model import JobStatus, PlannedStep, StepStatus
-from joblog.storage.ids import new_step_id
-from joblog.storage.store import utcnow
-from joblog.storage.writes import InsertStep, UpdateJob, UpdateStep
 from joblog.writer import BatchWriter
 
 if TYPE_CHECKING:
-    from joblog.tracker import Tracker
+    from joblog.storage.store import Store
 
-__all__ = ["JobCancelled", "JobHandle", "StepHandle", "error_text"]
+__all__ = ["JobCancelled", "JobHandle", "JobHost", "StepHandle", "error_text"]
+
+
+class JobHost(Protocol):
+    """What a handle needs of the tracker that started it (:class:`joblog.Tracker`)."""
+
+    writer: BatchWriter
+    store: Store
+
+    def job(self, job_type: str, operation: str, **kwargs: Any) -> Any:
+        """``with host.job(...)``: a new job; ``parent=`` makes it a child."""
+        ...
+
+    def job_ended(self, job: JobHandle) -> None:
+        """Forget a job that ended."""
+        ...
+
 
 _StepScope = StepScope
 
@@ -47,7 +71,7 @@ class StepHandle(StepLifecycle):
         self.status = StepStatus.RUNNING
         self.error_message: str | None = None
         self._fraction = 0.0
-        self.frame = context.Frame(job, self, (job.id, self.id, job.external_job_id))
+        self.frame = Frame(job, self, (job.id, self.id, job.external_job_id))
 
     def _send_finish(self, status: StepStatus, error_message: str | None) -> None:
         self.status = status
@@ -65,7 +89,7 @@ class JobHandle(JobLifecycle[StepHandle]):
 
     def __init__(
         self,
-        tracker: Tracker,
+        tracker: JobHost,
         job_id: str,
         job_type: str,
         operation: str,
@@ -73,25 +97,24 @@ class JobHandle(JobLifecycle[StepHandle]):
         planned: Sequence[PlannedStep],
         parent: JobHandle | None,
     ) -> None:
-        self.tracker = tracker
+        self.tracker = self.owner = tracker
         self.id = job_id
         self.job_type = job_type
         self.operation = operation
         self.external_job_id = external_job_id
         self.planned = tuple(planned)
         self.parent: JobHandle | None = parent
-        self.parent_step = context.current_step() if parent is not None else None
+        self.parent_step = current_step() if parent is not None else None
         if self.parent_step is not None and self.parent_step.job is not parent:
             self.parent_step = None
         self.status = JobStatus.RUNNING
         self.percent = 0
         self.error_message: str | None = None
-        self.frame = context.Frame(self, None, (job_id, None, external_job_id))
+        self.frame = Frame(self, None, (job_id, None, external_job_id))
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
         self._steps: list[StepHandle] = []
         self._children: list[JobHandle] = []
-        self._failed_required: list[StepHandle] = []
         self._cancel_checked = 0.0
         self._cancel_requested = False
 
@@ -108,33 +131,52 @@ class JobHandle(JobLifecycle[StepHandle]):
             raise InvalidTransition(f"job {self.id} is {self.status.value}, not running")
         if not name or len(name) > 255:
             raise ValueError("a step name needs 1 to 255 characters")
-        if weight is None:
-            weight = next((p.weight for p in self.planned if p.name == name), 1.0)
+        weight = rules.planned_weight(self.planned, name, weight)
         # next() on itertools.count is atomic: seq is unique under concurrent steps.
-        step = StepHandle(self, name, next(self._seq), float(weight), allow_failure)
+        step = StepHandle(self, name, next(self._seq), weight, allow_failure)
         with self._lock:
             self._steps.append(step)
         self.tracker.writer.put_op(
             InsertStep(
-                {
-                    "id": step.id,
-                    "job_id": self.id,
-                    "seq": step.seq,
-                    "name": name,
-                    "status": StepStatus.RUNNING.value,
-                    "weight": step.weight,
-                    "allow_failure": allow_failure,
-                    "started_at": utcnow(),
-                }
+                rules.new_step_row(
+                    step.id,
+                    self.id,
+                    step.seq,
+                    name,
+                    now=utcnow(),
+                    weight=weight,
+                    allow_failure=allow_failure,
+                )
             )
         )
         return step
 
     def step_finished(self, step: StepHandle) -> None:
-        if step.status is StepStatus.FAILED and not step.allow_failure:
-            with self._lock:
-                self._failed_required.append(step)
         self.recompute()
+
+    def _record_skipped(self, names: Sequence[str], reason: str) -> None:
+        """Planned steps that never started, recorded as skipped when the job ends."""
+        now = utcnow()
+        for name in names:
+            step = StepHandle(self, name, next(self._seq), 0.0, False)
+            step.weight = rules.planned_weight(self.planned, name, None)
+            step.status, step.error_message = StepStatus.SKIPPED, reason
+            with self._lock:
+                self._steps.append(step)
+            self.tracker.writer.put_op(
+                InsertStep(
+                    rules.new_step_row(
+                        step.id,
+                        self.id,
+                        step.seq,
+                        name,
+                        now=now,
+                        weight=step.weight,
+                        status=StepStatus.SKIPPED,
+                        error_message=reason,
+                    )
+                )
+            )
 
     # -- progress --------------------------------------------------------------------------
 
@@ -157,38 +199,36 @@ class JobHandle(JobLifecycle[StepHandle]):
 
     def complete(self) -> None:
         """End the job. A required step that failed (or never finished) makes it fail."""
-        with self._lock:
-            unfinished = [s for s in self._steps if s.status is StepStatus.RUNNING]
-        for step in unfinished:
-            step.fail("the job ended while this step was still running")
-        with self._lock:
-            failed = list(self._failed_required)
-        if failed:
-            names = ", ".join(repr(s.name) for s in failed)
-            first = failed[0].error_message or "failed"
-            self._end(JobStatus.FAILED, f"step {names} failed: {first}")
-            return
         self._end(JobStatus.COMPLETED, None)
 
     def _end(self, status: JobStatus, error_message: str | None) -> None:
         with self._lock:
             if self.status is not JobStatus.RUNNING:
                 raise InvalidTransition(f"job {self.id} already {self.status.value}")
-            running = [s for s in self._steps if s.status is StepStatus.RUNNING]
-        for step in running:  # steps cannot outlive their job
-            step.fail(f"job ended {status.value} while the step was running")
-        if status is JobStatus.COMPLETED:
-            self._set_percent(100)
+            steps = list(self._steps)
+        end = rules.ending(
+            status,
+            error_message,
+            [rules.StepFacts(s.name, s.status, s.allow_failure, s.error_message) for s in steps],
+            self.planned,
+        )
+        for step in steps:  # steps cannot outlive their job
+            if step.status is StepStatus.RUNNING:
+                with contextlib.suppress(InvalidTransition):  # finished by another thread
+                    step.fail(end.running_error)
+        self._record_skipped(end.skip_planned, end.skip_reason)
+        if end.percent is not None:
+            self._set_percent(end.percent)
         with self._lock:
-            self.status = status
-            self.error_message = error_message
+            self.status = end.status
+            self.error_message = end.error_message
         now = utcnow()
         self.tracker.writer.put_op(
             UpdateJob(
                 self.id,
                 {
-                    "status": status.value,
-                    "error_message": error_message,
+                    "status": end.status.value,
+                    "error_message": end.error_message,
                     "percent_complete": self.percent,
                     "completed_at": now,
                     "updated_at": now,
@@ -213,7 +253,7 @@ class JobHandle(JobLifecycle[StepHandle]):
         if now - self._cancel_checked >= 1.0:
             self._cancel_checked = now
             try:
-                job = self.tracker.store.get_job(self.id)
+                job = self.tracker.store.reads.get_job(self.id)
             except JobLogError:
                 return False
             self._cancel_requested = bool(job and job.cancel_requested)

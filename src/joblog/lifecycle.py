@@ -4,29 +4,41 @@ The in-process handles (:mod:`joblog.handles`, changes queued on the tracker's w
 and the HTTP client's remote handles (:mod:`joblog.client.remote`, changes sent as calls)
 follow the same rules; the classes here hold those rules, and each subclass says only
 *how* a change is sent; :mod:`joblog.owner` does the same for the Tracker and the Client.
+
+The current job and step travel in a ContextVar (:class:`Frame`). asyncio tasks inherit
+the context they were created in, so a task started inside a job logs into that job.
+Threads do not inherit it: wrap the callable with :func:`carry`
+(``executor.submit(joblog.carry(fn), ...)``) or enter ``job.activate()`` in the thread.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, ParamSpec, Self, TypeVar
 
-from joblog import context
-from joblog.exceptions import InvalidTransition, JobLogError
+from joblog.exceptions import InvalidTransition, JobCancelled
 from joblog.model import JobStatus, PlannedStep, StepStatus
 from joblog.progress import FINISHED_STEP_STATUSES, planned_percent
 from joblog.writer import BatchWriter
 
 __all__ = [
+    "Frame",
     "JobCancelled",
     "JobLifecycle",
     "JobScope",
     "StepLifecycle",
     "StepScope",
+    "carry",
+    "current_frame",
+    "current_job",
+    "current_step",
     "error_text",
     "is_cancellation",
 ]
@@ -34,10 +46,6 @@ __all__ = [
 
 S = TypeVar("S", bound="StepLifecycle")
 J = TypeVar("J", bound="JobLifecycle[Any]")
-
-
-class JobCancelled(JobLogError):
-    """The job was cancelled."""
 
 
 def error_text(error: BaseException) -> str:
@@ -60,7 +68,7 @@ class StepLifecycle:
     allow_failure: bool
     status: StepStatus
     error_message: str | None
-    frame: context.Frame
+    frame: Frame
     _fraction: float
 
     @property
@@ -104,7 +112,7 @@ class StepScope(Generic[S]):
         self._token: object = None
 
     def __enter__(self) -> S:
-        self._token = context.enter(self.step.frame)
+        self._token = _enter(self.step.frame)
         return self.step
 
     def __exit__(
@@ -113,7 +121,7 @@ class StepScope(Generic[S]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        context.leave(self._token)
+        _leave(self._token)
         step = self.step
         if step.status in FINISHED_STEP_STATUSES:
             return False
@@ -144,7 +152,7 @@ class JobScope(Generic[J]):
 
     def __enter__(self) -> J:
         self.job = self._start()
-        self._token = context.enter(self.job.frame)
+        self._token = _enter(self.job.frame)
         return self.job
 
     def __exit__(
@@ -153,7 +161,7 @@ class JobScope(Generic[J]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        context.leave(self._token)
+        _leave(self._token)
         job = self.job
         assert job is not None
         if not job.running:
@@ -179,13 +187,16 @@ class JobLifecycle(Generic[S]):
     recording_log: ClassVar[logging.Logger] = logging.getLogger("joblog")
 
     id: str
+    #: The Tracker or Client that started the job: a logging handler stores a record
+    #: only when the current job is its owner's.
+    owner: object
     external_job_id: str | None
     planned: tuple[PlannedStep, ...]
     parent: JobLifecycle[Any] | None
     parent_step: Any
     status: JobStatus
     percent: int
-    frame: context.Frame
+    frame: Frame
     _lock: threading.RLock
     _steps: list[S]
     _children: list[Self]
@@ -301,11 +312,11 @@ class JobLifecycle(Generic[S]):
     @contextmanager
     def activate(self, step: S | None = None) -> Iterator[Self]:
         """Make this job (and optionally a step) current here, e.g. in a worker thread."""
-        token = context.enter(step.frame if step is not None else self.frame)
+        token = _enter(step.frame if step is not None else self.frame)
         try:
             yield self
         finally:
-            context.leave(token)
+            _leave(token)
 
     @property
     def cancel_requested(self) -> bool:
@@ -314,3 +325,55 @@ class JobLifecycle(Generic[S]):
     def raise_if_cancel_requested(self) -> None:
         if self.cancel_requested:
             raise JobCancelled(f"job {self.id} was asked to cancel")
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What the logging handler needs, precomputed: (job_id, step_id, external_job_id)."""
+
+    job: JobLifecycle[Any]
+    step: StepLifecycle | None
+    ids: tuple[str, int | None, str | None]
+
+
+_current: ContextVar[Frame | None] = ContextVar("joblog_current", default=None)
+current_frame = _current.get
+
+
+def current_job() -> JobLifecycle[Any] | None:
+    """The job running in this context, if any."""
+    frame = _current.get()
+    return frame.job if frame is not None else None
+
+
+def current_step() -> StepLifecycle | None:
+    """The step running in this context, if any."""
+    frame = _current.get()
+    return frame.step if frame is not None else None
+
+
+def carry(fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap ``fn`` so that it runs in the job and step current *now*, on any thread."""
+    frame = _current.get()
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = _current.set(frame)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _current.reset(token)
+
+    return run
+
+
+def _enter(frame: Frame | None) -> object:
+    return _current.set(frame)
+
+
+def _leave(token: object) -> None:
+    _current.reset(token)  # type: ignore[arg-type]

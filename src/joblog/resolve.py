@@ -1,10 +1,17 @@
-"""Any ID to a job summary, through tiers tried in a declared order.
+"""Any ID to a job: the resolution tiers, declared once, in order, and the one walk.
+
+:data:`TIERS` is the order (first match wins):
 
 1. ``job_id``: the internal UUID (job_tracking.id)
 2. ``external_job_id``: job_tracking.external_job_id, newest job first
 3. ``log_events``: log_events.external_job_id, for producers that never created a job row
 4. ``failover_jobs``: the older system's failover_jobs.job_id
-Otherwise :class:`JobNotFound`.
+
+Otherwise :class:`JobNotFound`. Each tier is a probe in :mod:`joblog.storage.queries`;
+:meth:`Resolver.locate` runs them as one statement built from this declaration (a hit on
+an early tier never runs the later probes). The API, the dashboard, the stream, the CLI
+and the ingest path all call :meth:`Resolver.locate`; adding a tier is one entry here
+plus its probe.
 """
 
 from __future__ import annotations
@@ -12,9 +19,12 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from joblog._config import MAX_ID_LENGTH
 from joblog.exceptions import JobNotFound
 from joblog.model import (
     Job,
@@ -26,9 +36,102 @@ from joblog.model import (
     Step,
     StepStatus,
 )
+from joblog.storage import queries
 from joblog.storage.store import Store
 
-__all__ = ["LEGACY_PHASES", "Resolver", "legacy_percent"]
+__all__ = [
+    "ATTACH_TIERS",
+    "JOB_TIERS",
+    "LEGACY_PHASES",
+    "MAX_ID_LENGTH",
+    "TIERS",
+    "EventScope",
+    "Located",
+    "Resolver",
+    "Tier",
+    "is_resolvable",
+    "legacy_percent",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """One way an ID can name a job: its name and its probe (a query of one column that
+    is non-NULL exactly when the tier knows the ID)."""
+
+    name: ResolvedBy
+    probe: Any
+
+
+TIERS: tuple[Tier, ...] = (
+    Tier(ResolvedBy.JOB_ID, queries.TIER_JOB_ID),
+    Tier(ResolvedBy.EXTERNAL_JOB_ID, queries.TIER_EXTERNAL_JOB_ID),
+    Tier(ResolvedBy.LOG_EVENTS, queries.TIER_LOG_EVENTS),
+    Tier(ResolvedBy.FAILOVER_JOBS, queries.TIER_FAILOVER_JOBS),
+)
+
+#: Tiers whose hit is a job row: what a write to "a job" may name.
+JOB_TIERS: tuple[Tier, ...] = TIERS[:2]
+
+#: Tiers through which an incoming event's ``external_job_id`` attaches it to a job.
+ATTACH_TIERS: tuple[Tier, ...] = tuple(t for t in TIERS if t.name is ResolvedBy.EXTERNAL_JOB_ID)
+
+#: Tiers whose hit is the ID of a job row.
+_NAMES_A_JOB = frozenset({ResolvedBy.JOB_ID, ResolvedBy.EXTERNAL_JOB_ID})
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Where an ID led: the tier that matched and what it names.
+
+    ``job_id`` is the internal job (None for events whose producer never made a job row,
+    and for legacy rows); ``external_job_id`` the ID the job's events carry when the
+    match was by one; ``legacy`` the failover_jobs row of tier ``failover_jobs``; ``job``
+    the job row when it was read in the same round trip.
+    """
+
+    tier: ResolvedBy
+    job_id: str | None
+    external_job_id: str | None
+    legacy: LegacyFailoverJob | None = None
+    job: Job | None = None
+
+    @property
+    def scope(self) -> EventScope:
+        """Which log events belong to the ID."""
+        if self.tier in _NAMES_A_JOB:
+            return EventScope(job_id=self.job_id)
+        if self.tier is ResolvedBy.LOG_EVENTS:
+            return EventScope(external_job_id=self.external_job_id)
+        return EventScope()
+
+
+@dataclass(frozen=True, slots=True)
+class EventScope:
+    """The events of one ID: by job, by external ID only (events whose producer made no
+    job row), or none (a legacy failover row)."""
+
+    job_id: str | None = None
+    external_job_id: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.job_id is None and self.external_job_id is None
+
+
+def is_resolvable(any_id: object) -> bool:
+    """False for an ID that no tier could hold: empty, too long, or not storable text
+    (a NUL, a lone surrogate); such an ID is unknown without asking the database."""
+    if not isinstance(any_id, str) or not any_id or len(any_id) > MAX_ID_LENGTH:
+        return False
+    if "\x00" in any_id:
+        return False
+    try:
+        any_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 #: The older system's failover phases in order, with the percent each one stands for.
 LEGACY_PHASES = {
@@ -47,7 +150,6 @@ _LEGACY_STATUS = {
     "failed": JobStatus.FAILED,
 }
 _FINISHED = (StepStatus.COMPLETED, StepStatus.SKIPPED)
-MAX_ID_LENGTH = 255
 
 
 def legacy_percent(status: str) -> int:
@@ -64,64 +166,79 @@ class Resolver:
         self._history_ttl = history_ttl
         self._history: dict[tuple[str, str], tuple[float, float | None]] = {}
         self._history_lock = threading.Lock()
-        self.tiers: tuple[tuple[ResolvedBy, Callable[[str], JobSummary | None]], ...] = (
-            (ResolvedBy.JOB_ID, self._by_job_id),
-            (ResolvedBy.EXTERNAL_JOB_ID, self._by_external_id),
-            (ResolvedBy.LOG_EVENTS, self._by_log_events),
-            (ResolvedBy.FAILOVER_JOBS, self._by_failover_jobs),
-        )
+        self._statements: dict[tuple[tuple[ResolvedBy, ...], bool], Any] = {}
+
+    def locate(
+        self, any_id: str, *, tiers: Sequence[Tier] = TIERS, with_job: bool = False
+    ) -> Located:
+        """The first of ``tiers`` that knows ``any_id``, in one round trip (two for a
+        legacy row); JobNotFound when none does. ``with_job`` reads the job row along."""
+        if not is_resolvable(any_id):
+            raise JobNotFound(any_id if isinstance(any_id, str) else repr(any_id))
+        statement = self._statement(tuple(tiers), with_job)
+        if with_job:
+            hit, job = self.store.reads.first_hit_with_job(statement, any_id)
+        else:
+            hit, job = self.store.reads.first_hit(statement, any_id), None
+        if hit is None:
+            raise JobNotFound(any_id)
+        position, _sep, value = hit.partition(queries.HIT_SEPARATOR)
+        tier = tiers[int(position) - 1].name
+        if tier in _NAMES_A_JOB:
+            external = any_id if tier is not ResolvedBy.JOB_ID else None
+            if job is not None:
+                external = job.external_job_id
+            return Located(tier, value, external, job=job)
+        if tier is ResolvedBy.LOG_EVENTS:
+            return Located(tier, value or None, any_id, job=job)
+        legacy = self.store.reads.get_failover_job(any_id)
+        if legacy is None:  # deleted between the two reads
+            raise JobNotFound(any_id)
+        return Located(tier, None, any_id, legacy=legacy)
+
+    def job_id(self, any_id: str) -> str:
+        """The job row ``any_id`` names by UUID or external ID; JobNotFound otherwise."""
+        job_id = self.locate(any_id, tiers=JOB_TIERS).job_id
+        assert job_id is not None
+        return job_id
+
+    def attach(self, external_job_id: str) -> str | None:
+        """The job an incoming event with only ``external_job_id`` belongs to (the
+        :data:`ATTACH_TIERS`), or None: it stays an events-only ID."""
+        try:
+            return self.locate(external_job_id, tiers=ATTACH_TIERS).job_id
+        except JobNotFound:
+            return None
+
+    def _statement(self, tiers: tuple[Tier, ...], with_job: bool) -> Any:
+        key = (tuple(t.name for t in tiers), with_job)
+        statement = self._statements.get(key)
+        if statement is None:
+            probes = [t.probe for t in tiers]
+            build = queries.first_hit_with_job if with_job else queries.first_hit
+            statement = self._statements[key] = build(probes)
+        return statement
 
     def resolve(self, any_id: str) -> JobSummary:
-        if not any_id or len(any_id) > MAX_ID_LENGTH:
-            raise JobNotFound(any_id)
-        # Tiers 1 and 2 are one statement (the hot path of every GUI poll)...
-        found = self.store.job_by_any_id(any_id)
-        if found is not None:
-            job, tier = found
-            return self.summarize(job, self.tiers[tier - 1][0])
-        # ...then the later tiers, in their declared order.
-        for _tier, lookup in self.tiers[2:]:
-            summary = lookup(any_id)
-            if summary is not None:
-                return summary
-        raise JobNotFound(any_id)
+        """The summary of the job ``any_id`` names, by the first tier that knows it."""
+        return self.summary(self.locate(any_id, with_job=True))
 
-    def job_id_for(self, any_id: str) -> str:
-        """The internal job ID for any ID (tiers 1-3 only: legacy rows have none)."""
-        if not any_id or len(any_id) > MAX_ID_LENGTH:
-            raise JobNotFound(any_id)
-        job_id = self.store.resolve_job_id(any_id)  # tiers 1-3, one round trip
-        if job_id is not None:
-            return job_id
-        raise JobNotFound(any_id)
-
-    # -- tiers -------------------------------------------------------------------------------
-
-    def _by_job_id(self, any_id: str) -> JobSummary | None:
-        job = self.store.get_job(any_id)
-        return self.summarize(job, ResolvedBy.JOB_ID) if job else None
-
-    def _by_external_id(self, any_id: str) -> JobSummary | None:
-        job = self.store.newest_job_by_external_id(any_id)
-        return self.summarize(job, ResolvedBy.EXTERNAL_JOB_ID) if job else None
-
-    def _by_log_events(self, any_id: str) -> JobSummary | None:
-        found, job_id = self.store.job_id_from_events(any_id)
-        if not found:
-            return None
-        job = self.store.get_job(job_id) if job_id else None
+    def summary(self, located: Located) -> JobSummary:
+        """The summary of what :meth:`locate` found."""
+        if located.legacy is not None:
+            return self._legacy(located.legacy)
+        job = located.job
+        if job is None and located.job_id is not None:
+            job = self.store.reads.get_job(located.job_id)
         if job is not None:
-            return self.summarize(job, ResolvedBy.LOG_EVENTS)
-        return self._events_only(any_id, job_id)
-
-    def _by_failover_jobs(self, any_id: str) -> JobSummary | None:
-        legacy = self.store.get_failover_job(any_id)
-        return self._legacy(legacy) if legacy else None
+            return self.summarize(job, located.tier)
+        assert located.external_job_id is not None
+        return self._events_only(located.external_job_id, located.job_id)
 
     # -- summaries ---------------------------------------------------------------------------
 
     def summarize(self, job: Job, resolved_by: ResolvedBy) -> JobSummary:
-        rows, recent_events, children = self.store.summary_details(job.id, self.recent_events)
+        rows, recent_events, children = self.store.reads.summary_details(job.id, self.recent_events)
         started = {step.name for step in rows}
         pending = [
             Step(None, job.id, None, p.name, StepStatus.PENDING, weight=p.weight)
@@ -174,14 +291,16 @@ class Resolver:
             cached = self._history.get(key)
         if cached is not None and now - cached[0] < self._history_ttl:
             return cached[1]
-        durations = self.store.recent_durations(job_type, operation)
+        durations = self.store.reads.recent_durations(job_type, operation)
         typical = statistics.median(durations) if len(durations) >= 3 else None
         with self._history_lock:
             self._history[key] = (now, typical)
         return typical
 
     def _events_only(self, external_job_id: str, job_id: str | None) -> JobSummary:
-        events = self.store.recent_events(external_job_id=external_job_id, limit=self.recent_events)
+        events = self.store.reads.recent_events(
+            external_job_id=external_job_id, limit=self.recent_events
+        )
         first = events[0].ts if events else datetime.now(UTC)
         job = Job(
             id=job_id or external_job_id,

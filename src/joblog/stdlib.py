@@ -15,9 +15,9 @@ from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-from joblog.context import current_frame
+from joblog._ops import EventRow
+from joblog.lifecycle import current_frame
 from joblog.model import Level
-from joblog.storage.writes import EventRow
 
 __all__ = ["MAX_MESSAGE_CHARS", "JobLogHandler", "make_event_row", "structlog_processor"]
 
@@ -84,7 +84,7 @@ class JobLogHandler(logging.Handler):
             if not self._keep_unattributed or record.levelno < self._unattributed_level:
                 return
             ids: tuple[str | None, int | None, str | None] = _NO_IDS
-        elif frame.job.tracker is not self._owner:
+        elif frame.job.owner is not self._owner:
             return  # another tracker's job: its own handler stores it
         else:
             ids = frame.ids
@@ -186,7 +186,7 @@ def structlog_processor(
         _logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         frame = current_frame()
-        if frame is not None and frame.job.tracker is tracker:
+        if frame is not None and frame.job.owner is tracker:
             job_id, step_id, external_job_id = frame.ids
             event_dict.setdefault("job_id", job_id)
             if step_id is not None:

@@ -8,17 +8,18 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from joblog import context
-from joblog.exceptions import ExternalIdInUse, JobLogError, StorageUnavailable
+from joblog import rules
+from joblog._ids import utcnow
+from joblog._ops import InsertJob, Op, UpdateJob
+from joblog.exceptions import ConfigError, ExternalIdInUse, JobLogError, StorageUnavailable
 from joblog.handles import JobHandle
-from joblog.lifecycle import JobScope
-from joblog.model import Job, JobStatus, JobSummary, Level, PlannedStep
+from joblog.lifecycle import JobScope, current_frame
+from joblog.model import Job, JobSummary, Level, PlannedStep
 from joblog.owner import STDLIB_LEVELS, Ids, JobOwner, StepSpec, as_planned
 from joblog.resolve import Resolver
 from joblog.stdlib import JobLogHandler, make_event_row
-from joblog.storage.reads import JobFilter
-from joblog.storage.store import Store, utcnow
-from joblog.storage.writes import InsertJob, Op, UpdateJob
+from joblog.storage.queries import JobFilter
+from joblog.storage.store import Store
 from joblog.writer import BatchWriter
 
 __all__ = ["ExternalIdPolicy", "Tracker"]
@@ -55,7 +56,7 @@ class Tracker(JobOwner[JobHandle]):
         store: Store | None = None,
     ) -> None:
         if external_id_policy not in ("reject", "allow"):
-            raise ValueError("external_id_policy must be 'reject' or 'allow'")
+            raise ConfigError("external_id_policy must be 'reject' or 'allow'")
         self.store = store if store is not None else Store(url, auto_migrate=auto_migrate)
         self.external_id_policy = external_id_policy
         self._unattributed = unattributed
@@ -91,12 +92,12 @@ class Tracker(JobOwner[JobHandle]):
         )
 
     def _current_ids(self) -> Ids:
-        frame = context.current_frame()
-        return frame.ids if frame is not None and frame.job.tracker is self else (None, None, None)
+        frame = current_frame()
+        return frame.ids if frame is not None and frame.job.owner is self else (None, None, None)
 
     def store_structlog_event(self, method_name: str, event_dict: dict[str, Any]) -> None:
         """Store a structlog event dict (used by :func:`joblog.structlog_processor`)."""
-        if context.current_frame() is None and self._unattributed == "drop":
+        if current_frame() is None and self._unattributed == "drop":
             return
         ids = self._current_ids()
         message = str(event_dict.pop("event", ""))
@@ -152,30 +153,22 @@ class Tracker(JobOwner[JobHandle]):
             planned,
             parent,
         )
-        now = utcnow()
         with self._lock:
             self._running[job.id] = job
         self.writer.put_op(
             InsertJob(
-                {
-                    "id": job.id,
-                    "parent_job_id": parent.id if parent is not None else None,
-                    "job_type": job_type,
-                    "operation": operation,
-                    "status": JobStatus.RUNNING.value,
-                    "external_job_id": external_job_id,
-                    "context_id": context_id,
-                    "owner": owner,
-                    "percent_complete": 0,
-                    "metadata": dict(metadata) if metadata else None,
-                    "planned_steps": [{"name": p.name, "weight": p.weight} for p in planned]
-                    or None,
-                    "cancel_requested": False,
-                    "created_at": now,
-                    "started_at": now,
-                    "updated_at": now,
-                    "heartbeat_at": now,
-                }
+                rules.new_job_row(
+                    job.id,
+                    job_type,
+                    operation,
+                    now=utcnow(),
+                    external_job_id=external_job_id,
+                    context_id=context_id,
+                    owner=owner,
+                    parent_job_id=parent.id if parent is not None else None,
+                    planned=planned,
+                    metadata=metadata,
+                )
             )
         )
         if parent is not None:
@@ -197,7 +190,7 @@ class Tracker(JobOwner[JobHandle]):
                 if job.external_job_id == external_job_id:
                     raise ExternalIdInUse(external_job_id, job.id)
         try:
-            holder = self.store.running_job_with_external_id(external_job_id)
+            holder = self.store.reads.running_job_with_external_id(external_job_id)
         except StorageUnavailable:
             return  # cannot ask now; the in-process check above still holds
         if holder is not None:
@@ -222,7 +215,7 @@ class Tracker(JobOwner[JobHandle]):
         limit: int = 20,
     ) -> list[Job]:
         """Jobs newest first, optionally for one context (e.g. a VM)."""
-        return self.store.list_jobs(
+        return self.store.reads.list_jobs(
             JobFilter(status=tuple(status), job_type=job_type, context_id=context_id), limit=limit
         )
 
@@ -238,12 +231,12 @@ class Tracker(JobOwner[JobHandle]):
 
 def _check_text(name: str, value: str, limit: int) -> None:
     if not isinstance(value, str) or not value or len(value) > limit:
-        raise ValueError(f"{name} must be a non-empty string of at most {limit} characters")
+        raise ConfigError(f"{name} must be a non-empty string of at most {limit} characters")
 
 
 def _planned(spec: StepSpec) -> PlannedStep:
     planned = as_planned(spec)
     _check_text("step name", planned.name, 255)
     if not planned.weight > 0:
-        raise ValueError(f"step {planned.name!r} needs a positive weight")
+        raise ConfigError(f"step {planned.name!r} needs a positive weight")
     return planned

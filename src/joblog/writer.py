@@ -24,10 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from joblog.exceptions import StorageError, StorageUnavailable
-from joblog.storage.engine import is_transient
-from joblog.storage.store import Store
-from joblog.storage.writes import EventRow, InsertEvents, Op
+from joblog._ops import EventRow, InsertEvents, Op, Sink
+from joblog.exceptions import StorageError
 
 __all__ = ["BatchWriter", "WriterStats"]
 
@@ -71,7 +69,7 @@ class _Op:
 class BatchWriter:
     def __init__(
         self,
-        store: Store,
+        sink: Sink,
         make_row: RowMaker,
         *,
         batch_size: int = 2000,
@@ -87,7 +85,7 @@ class BatchWriter:
             raise ValueError(
                 "need 1 <= batch_size <= max_batch, batch_size <= max_queue, flush_interval > 0"
             )
-        self._store = store
+        self._sink = sink
         self._make_row = make_row
         self._batch_size = batch_size
         self._max_batch = max_batch
@@ -234,12 +232,10 @@ class BatchWriter:
         delay = 0.05
         while True:
             try:
-                self._store.apply_batch(ops, batch_key)
+                self._sink.apply_batch(ops, batch_key)
             except StorageError as error:
-                cause = error.__cause__ or error
                 self._last_error = str(error)
-                # StorageUnavailable is transient by definition, whatever the sink behind it.
-                if not (isinstance(error, StorageUnavailable) or is_transient(cause)):
+                if not error.transient:
                     self._write_one_by_one(ops)
                     return
                 self._healthy = False
@@ -257,7 +253,7 @@ class BatchWriter:
         """Isolate the ops a permanent error is about; store every other one."""
         for op in _split(ops):
             try:
-                self._store.apply_batch([op], uuid.uuid4().hex)
+                self._sink.apply_batch([op], uuid.uuid4().hex)
             except StorageError as error:
                 count = len(op.rows) if isinstance(op, InsertEvents) else 1
                 self._failed += count

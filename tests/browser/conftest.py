@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from joblog.demo import Scenario, Workload
+from joblog.exceptions import JobNotFound
 from joblog.handles import JobHandle
 from joblog.model import Job
 from joblog.tracker import Tracker
@@ -75,9 +76,10 @@ class Live:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.tracker.flush(5)
-            job = self.tracker.store.newest_job_by_external_id(external_job_id)
-            if job is not None:
-                return job
+            try:
+                return self.tracker.resolve(external_job_id).job
+            except JobNotFound:
+                pass
             time.sleep(0.05)
         raise AssertionError(f"job {external_job_id} never appeared")
 

@@ -8,12 +8,13 @@ from datetime import timedelta
 import pytest
 
 from joblog import JobStatus
+from joblog._ids import utcnow
+from joblog._ops import InsertEvents
 from joblog.api.app import create_app
+from joblog.resolve import Resolver
 from joblog.storage import schema
-from joblog.storage.ids import utcnow
 from joblog.storage.producer import ProducerWrites
 from joblog.storage.store import Store
-from joblog.storage.writes import InsertEvents
 from tests.support.api import LiveServer
 from tests.support.db import events
 
@@ -21,7 +22,7 @@ from tests.support.db import events
 def test_reaping_and_pruning_run_while_serving(database_url: str) -> None:
     store = Store(database_url)
     try:
-        job = ProducerWrites(store).start_job("failover", "live")
+        job = ProducerWrites(store, attach=Resolver(store).attach).start_job("failover", "live")
         past = utcnow() - timedelta(hours=1)
         with store.engine.begin() as conn:
             conn.execute(schema.job_tracking.update().values(heartbeat_at=past, updated_at=past))
@@ -32,10 +33,10 @@ def test_reaping_and_pruning_run_while_serving(database_url: str) -> None:
         )
         with LiveServer(app):
             deadline = time.monotonic() + 10
-            while events(store) or store.get_job(job.id).status is JobStatus.RUNNING:  # type: ignore[union-attr]
+            while events(store) or store.reads.get_job(job.id).status is JobStatus.RUNNING:  # type: ignore[union-attr]
                 assert time.monotonic() < deadline, "housekeeping did not run"
                 time.sleep(0.05)
-        assert store.get_job(job.id).status is JobStatus.FAILED  # type: ignore[union-attr]
+        assert store.reads.get_job(job.id).status is JobStatus.FAILED  # type: ignore[union-attr]
     finally:
         store.close()
 

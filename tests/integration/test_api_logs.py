@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 import joblog
+from joblog._ops import InsertEvents
 from joblog.api import routes_jobs
 from joblog.api.app import create_app
 from joblog.api.params import encode_event_cursor
 from joblog.storage import schema
-from joblog.storage.writes import InsertEvents
 from tests.conftest import BACKENDS
 from tests.support.api import ApiClient, api_client, backend_database
 

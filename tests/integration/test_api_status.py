@@ -11,9 +11,9 @@ from urllib.parse import quote
 import pytest
 
 import joblog
+from joblog._ops import InsertEvents
 from joblog.api.app import create_app
-from joblog.storage.legacy import insert_failover_job
-from joblog.storage.writes import InsertEvents
+from joblog.demo import insert_failover_job
 from tests.conftest import BACKENDS
 from tests.support.api import ApiClient, api_client, backend_database
 

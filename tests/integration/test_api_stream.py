@@ -62,7 +62,7 @@ def producer(url: str, server: LiveServer, external_id: str) -> Iterator[Produce
 def stored_event_ids(url: str, job_id: str) -> list[int]:
     store = Store(url)
     try:
-        return [event.id for event in store.list_events(job_id=job_id, limit=100_000)]
+        return [event.id for event in store.reads.list_events(job_id=job_id, limit=100_000)]
     finally:
         store.close()
 

@@ -303,7 +303,7 @@ class TestEvents:
         assert response.status_code == 200
         store = Store(database_url)
         try:
-            [event] = store.list_events(external_job_id="gui-1")
+            [event] = store.reads.list_events(external_job_id="gui-1")
         finally:
             store.close()
         assert "\x00" not in event.message

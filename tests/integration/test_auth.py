@@ -65,14 +65,14 @@ def snapshot(url: str) -> list[Any]:
     """Everything a write could change: jobs (with heartbeat and cancel flag), steps, events."""
     store = Store(url)
     try:
-        jobs = store.list_jobs(limit=100)
+        jobs = store.reads.list_jobs(limit=100)
         return [
             [
                 (j.id, j.status, j.percent_complete, j.cancel_requested, j.heartbeat_at)
                 for j in jobs
             ],
-            [(s.id, s.status) for j in jobs for s in store.steps_of(j.id)],
-            [e.id for e in store.list_events(external_job_id="gui-1", limit=100)],
+            [(s.id, s.status) for j in jobs for s in store.reads.steps_of(j.id)],
+            [e.id for e in store.reads.list_events(external_job_id="gui-1", limit=100)],
         ]
     finally:
         store.close()

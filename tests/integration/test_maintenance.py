@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from joblog import JobStatus, Level, StepStatus
+from joblog._ids import utcnow
 from joblog.cli import main
+from joblog.resolve import Resolver
 from joblog.storage import schema
-from joblog.storage.ids import utcnow
 from joblog.storage.producer import IncomingEvent, ProducerWrites
 from joblog.storage.store import Store
 from tests.support.db import events, jobs_by_id
@@ -41,7 +42,7 @@ def age_events(store: Store, days: int) -> None:
 
 
 def add_events(store: Store, job_id: str | None, *levels: str) -> None:
-    ProducerWrites(store).ingest_events(
+    ProducerWrites(store, attach=Resolver(store).attach).ingest_events(
         f"k-{job_id}-{len(events(store))}",
         [
             IncomingEvent(level=level, message=level.lower(), ts=utcnow(), job_id=job_id)
@@ -52,20 +53,20 @@ def add_events(store: Store, job_id: str | None, *levels: str) -> None:
 
 class TestReap:
     def test_a_job_without_heartbeat_is_failed_as_abandoned(self, store: Store) -> None:
-        producer = ProducerWrites(store)
+        producer = ProducerWrites(store, attach=Resolver(store).attach)
         stale = producer.start_job("failover", "live")
         producer.start_step(stale.id, "final-sync")
         fresh = producer.start_job("failover", "live")
         age_job(store, stale.id, 120)
-        assert store.reap_abandoned(60) == [stale.id]
-        job = store.get_job(stale.id)
+        assert store.housekeeping.reap_abandoned(60) == [stale.id]
+        job = store.reads.get_job(stale.id)
         assert job is not None and job.status is JobStatus.FAILED
         assert (job.error_message or "").startswith("abandoned")
-        assert [s.status for s in store.steps_of(stale.id)] == [StepStatus.FAILED]
-        assert store.get_job(fresh.id).status is JobStatus.RUNNING  # type: ignore[union-attr]
+        assert [s.status for s in store.reads.steps_of(stale.id)] == [StepStatus.FAILED]
+        assert store.reads.get_job(fresh.id).status is JobStatus.RUNNING  # type: ignore[union-attr]
 
     def test_the_cli_reports_what_it_reaped(self, store: Store, database_url: str) -> None:
-        job = ProducerWrites(store).start_job("failover", "live")
+        job = ProducerWrites(store, attach=Resolver(store).attach).start_job("failover", "live")
         age_job(store, job.id, 600)
         result = CliRunner().invoke(main, ["reap", "--url", database_url, "--timeout", "5m"])
         assert result.exit_code == 0, result.output
@@ -74,7 +75,7 @@ class TestReap:
 
 class TestPrune:
     def test_old_events_go_but_those_of_running_jobs_stay(self, store: Store) -> None:
-        producer = ProducerWrites(store)
+        producer = ProducerWrites(store, attach=Resolver(store).attach)
         running = producer.start_job("failover", "live")
         finished = producer.start_job("failover", "live")
         producer.update_job(finished.id, status=JobStatus.COMPLETED)
@@ -82,22 +83,22 @@ class TestPrune:
         add_events(store, finished.id, "INFO", "DEBUG")
         add_events(store, None, "WARN")
         age_events(store, 40)
-        report = store.prune(timedelta(days=30), batch_size=1)
+        report = store.housekeeping.prune(timedelta(days=30), batch_size=1)
         assert report.events == 3
         assert {row["job_id"] for row in events(store)} == {running.id}
 
     def test_level_limits_what_is_pruned(self, store: Store) -> None:
         add_events(store, None, "DEBUG", "INFO", "ERROR")
         age_events(store, 40)
-        store.prune(timedelta(days=30), max_level=Level.DEBUG)
+        store.housekeeping.prune(timedelta(days=30), max_level=Level.DEBUG)
         assert sorted(row["level"] for row in events(store)) == ["ERROR", "INFO"]
 
     def test_recent_events_are_kept(self, store: Store) -> None:
         add_events(store, None, "DEBUG")
-        assert store.prune(timedelta(days=30)).events == 0
+        assert store.housekeeping.prune(timedelta(days=30)).events == 0
 
     def test_include_jobs_removes_finished_jobs_with_their_rows(self, store: Store) -> None:
-        producer = ProducerWrites(store)
+        producer = ProducerWrites(store, attach=Resolver(store).attach)
         job = producer.start_job("failover", "live")
         producer.start_step(job.id, "validation")
         add_events(store, job.id, "INFO")
@@ -107,7 +108,7 @@ class TestPrune:
                 schema.job_tracking.update().values(completed_at=utcnow() - timedelta(days=90))
             )
         age_events(store, 90)
-        report = store.prune(timedelta(days=30), include_jobs=True)
+        report = store.housekeeping.prune(timedelta(days=30), include_jobs=True)
         assert report.jobs == 1
         assert jobs_by_id(store) == {}
         with store.engine.connect() as conn:

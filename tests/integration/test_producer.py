@@ -25,7 +25,7 @@ def store(database_url: str) -> Iterator[Store]:
 
 @pytest.fixture
 def producer(store: Store) -> ProducerWrites:
-    return ProducerWrites(store)
+    return ProducerWrites(store, attach=Resolver(store).attach)
 
 
 def event(message: str, **kwargs: object) -> IncomingEvent:
@@ -40,7 +40,7 @@ class TestJobs:
         step = producer.start_step(job.id, "validation")
         assert step.seq == 1
         producer.finish_step(job.id, 1, StepStatus.COMPLETED)
-        assert producer.store.get_job(job.id).percent_complete == 50  # type: ignore[union-attr]
+        assert producer.store.reads.get_job(job.id).percent_complete == 50  # type: ignore[union-attr]
         done = producer.update_job(job.id, status=JobStatus.COMPLETED)
         assert (done.status, done.percent_complete) == (JobStatus.COMPLETED, 100)
 
@@ -142,3 +142,24 @@ class TestEventAttachment:
         step = producer.start_step(first.id, "a")
         with pytest.raises(joblog.JobNotFound):
             producer.ingest_events("b", [event("x", job_id=other.id, step_id=step.id)])
+
+
+class TestEndingRules:
+    def test_planned_steps_never_started_are_recorded_skipped(
+        self, producer: ProducerWrites
+    ) -> None:
+        plan = [PlannedStep("validation"), PlannedStep("snapshot"), PlannedStep("power-on")]
+        job = producer.start_job("failover", "live", planned=plan)
+        producer.start_step(job.id, "validation")
+        producer.finish_step(job.id, 1, StepStatus.COMPLETED)
+        producer.update_job(job.id, status=JobStatus.CANCELLED, error_message="operator")
+        steps = producer.store.reads.steps_of(job.id)
+        assert [(s.seq, s.name, s.status) for s in steps] == [
+            (1, "validation", StepStatus.COMPLETED),
+            (2, "snapshot", StepStatus.SKIPPED),
+            (3, "power-on", StepStatus.SKIPPED),
+        ]
+        assert steps[1].error_message == "not started: the job ended cancelled first"
+        ended = producer.store.reads.get_job(job.id)
+        assert ended is not None and ended.status is JobStatus.CANCELLED
+        assert ended.percent_complete < 100

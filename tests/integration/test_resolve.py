@@ -9,10 +9,10 @@ import sqlalchemy as sa
 
 import joblog
 from joblog import JobStatus, ResolvedBy, StepStatus
+from joblog._ops import InsertEvents
+from joblog.demo import insert_failover_job
 from joblog.resolve import legacy_percent
 from joblog.storage import schema
-from joblog.storage.legacy import insert_failover_job
-from joblog.storage.writes import InsertEvents
 
 EXTERNAL = "unified-live-failover-pgtest2-1758553933"
 
@@ -47,12 +47,16 @@ class TestTiers:
         assert summary.job.id == job.id
         assert summary.job.status is JobStatus.COMPLETED
         assert [s.name for s in summary.steps] == plan
+        # Planned steps that never started are recorded skipped at the job's end.
         assert [s.status for s in summary.steps] == [StepStatus.COMPLETED] + [
-            StepStatus.PENDING
+            StepStatus.SKIPPED
         ] * 3
+        assert {s.error_message for s in summary.steps[1:]} == {
+            "not started: the job ended completed first"
+        }
         assert summary.progress.percent == 100
         assert summary.progress.planned_steps == 4
-        assert summary.progress.completed_steps == 1
+        assert summary.progress.completed_steps == 4
         assert [e.message for e in summary.recent_events] == ["validated"]
         assert summary.recent_events[0].external_job_id == EXTERNAL
         assert summary.elapsed_seconds is not None

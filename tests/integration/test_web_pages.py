@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from joblog.api.app import create_app
-from joblog.storage.legacy import insert_failover_job
+from joblog.demo import insert_failover_job
 from joblog.tracker import Tracker
 from tests.support.api import ApiClient, api_client
 

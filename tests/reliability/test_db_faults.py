@@ -100,10 +100,10 @@ def check_exactly_once(store: Store, sent: list[str]) -> dict[str, int]:
 
 
 def check_job(store: Store, job_id: str, steps: int) -> None:
-    job = store.get_job(job_id)
+    job = store.reads.get_job(job_id)
     assert job is not None
     assert (job.status, job.percent_complete) == (joblog.JobStatus.COMPLETED, 100)
-    rows = store.steps_of(job_id)
+    rows = store.reads.steps_of(job_id)
     assert [s.seq for s in rows] == list(range(1, steps + 1))
     assert {s.status for s in rows} == {joblog.StepStatus.COMPLETED}
 

@@ -55,14 +55,14 @@ class TestProducerCrash:
                 f"flushed {i}" for i in range(300)
             )
             assert {r["job_id"] for r in flushed} == {job_id}
-            job = store.get_job(job_id)
+            job = store.reads.get_job(job_id)
             assert job is not None and job.status is JobStatus.RUNNING
             time.sleep(1.5)  # heartbeats were every 0.2 s; none since the kill
-            assert store.reap_abandoned(heartbeat_timeout=1.0) == [job_id]
-            job = store.get_job(job_id)
+            assert store.housekeeping.reap_abandoned(heartbeat_timeout=1.0) == [job_id]
+            job = store.reads.get_job(job_id)
             assert job is not None and job.status is JobStatus.FAILED
             assert (job.error_message or "").startswith("abandoned")
-            assert [s.status for s in store.steps_of(job_id)] == [StepStatus.FAILED]
+            assert [s.status for s in store.reads.steps_of(job_id)] == [StepStatus.FAILED]
             reliability.measured = {
                 "flushed events present": f"{len(flushed)}/300",
                 "job after reap": f"{job.status.value} ({job.error_message})",
@@ -96,7 +96,7 @@ class TestManySqliteWriters:
             messages = [r["message"] for r in events(store) if r["message"].startswith("event ")]
             assert len(messages) == processes * threads * per_thread
             assert len(set(messages)) == len(messages)
-            jobs = store.list_jobs(limit=100)
+            jobs = store.reads.list_jobs(limit=100)
             assert len(jobs) == processes * threads
             assert {j.status for j in jobs} == {JobStatus.COMPLETED}
             reliability.measured = {

@@ -8,9 +8,9 @@ import time
 from datetime import timedelta
 
 import joblog
+from joblog._ids import utcnow
+from joblog._ops import InsertEvents
 from joblog.storage import schema
-from joblog.storage.ids import utcnow
-from joblog.storage.writes import InsertEvents
 from tests.reliability.conftest import Record
 from tests.support.db import events
 
@@ -46,7 +46,7 @@ def test_pruning_in_small_batches_keeps_writers_moving(
         with tracker.job("failover", "live", steps=["sync"]) as job, job.step("sync"):
 
             def prune() -> None:
-                report.append(store.prune(timedelta(days=30), batch_size=500))
+                report.append(store.housekeeping.prune(timedelta(days=30), batch_size=500))
                 done.set()
 
             pruner = threading.Thread(target=prune)

@@ -91,7 +91,7 @@ class TestStrategies:
         store = Store(db.sa_url, auto_migrate=False)
         try:
             resolver = Resolver(store)
-            assert resolver.job_id_for(external_id(5)) == job_uuid(5)
+            assert resolver.job_id(external_id(5)) == job_uuid(5)
             summary = resolver.resolve(external_id(5))
             assert len(summary.steps) == 5
             assert len(summary.recent_events) == 7

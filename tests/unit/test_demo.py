@@ -61,7 +61,9 @@ class TestWorkload:
     def test_log_events_carry_attrs(self, tracker: Tracker) -> None:
         scenario = Scenario(vm="erp-app-03")
         run(tracker, scenario)
-        events = tracker.store.recent_events(external_job_id=scenario.external_job_id, limit=200)
+        events = tracker.store.reads.recent_events(
+            external_job_id=scenario.external_job_id, limit=200
+        )
         assert any((e.attrs or {}).get("volume_id", "").startswith("vol-") for e in events)
 
     def test_successful_test_failover_is_rolled_back(self, tracker: Tracker) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from fastapi import FastAPI, Security
 from starlette.concurrency import run_in_threadpool
 
 from joblog import __version__
+from joblog._config import DEFAULT_URL
 from joblog.api import routes_jobs, routes_login, routes_ops, routes_write, stream
 from joblog.api.auth import TokenGuard, bearer_scheme, install_access_control
 from joblog.api.errors import install_error_handlers
@@ -30,9 +32,8 @@ from joblog.resolve import Resolver
 from joblog.storage.producer import ProducerWrites
 from joblog.storage.store import Store
 
-__all__ = ["DEFAULT_URL", "create_app"]
+__all__ = ["create_app"]
 
-DEFAULT_URL = "sqlite:///joblog.db"
 log = logging.getLogger("joblog.api")
 
 
@@ -48,12 +49,12 @@ def create_app(
     """The joblog server for the database at ``url`` (or the given ``store``).
 
     ``reap_interval``: seconds between sweeps that fail abandoned jobs (running, no
-    heartbeat for a while: :meth:`Store.reap_abandoned`) while the app serves; None: none.
+    heartbeat for a while: :meth:`Housekeeping.reap_abandoned`) while the app serves; None: none.
     ``retention``: when set, every ``prune_interval`` seconds log events older than this
-    are pruned in small batches (:meth:`Store.prune`; events of running jobs are kept).
+    are pruned in small batches (:meth:`Housekeeping.prune`; events of running jobs are kept).
     """
     if store is None:
-        store = Store(url or DEFAULT_URL)
+        store = Store(url or os.environ.get("JOBLOG_DATABASE_URL") or DEFAULT_URL)
         owns_store = True
     else:
         owns_store = False
@@ -88,7 +89,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.store = store
-    app.state.resolver = Resolver(store)
+    app.state.resolver = resolver = Resolver(store)
     app.state.settings = settings = settings or ApiSettings()
     app.state.guard = guard = TokenGuard(
         settings.write_tokens,
@@ -96,7 +97,9 @@ def create_app(
         insecure_no_auth=settings.insecure_no_auth,
         session_max_age=settings.session_max_age,
     )
-    app.state.producer = ProducerWrites(store, external_id_policy=settings.external_id_policy)
+    app.state.producer = ProducerWrites(
+        store, external_id_policy=settings.external_id_policy, attach=resolver.attach
+    )
     app.state.metrics = RequestMetrics()
     app.state.tracker = None
     app.state.reap_interval = reap_interval
@@ -145,12 +148,12 @@ async def _every(interval: float, job: Callable[..., None], *args: Any) -> None:
 
 
 def _reap(store: Store) -> None:
-    reaped = store.reap_abandoned()
+    reaped = store.housekeeping.reap_abandoned()
     if reaped:
         log.info("failed %d abandoned job(s): %s", len(reaped), ", ".join(reaped))
 
 
 def _prune(store: Store, retention: timedelta) -> None:
-    report = store.prune(retention)
+    report = store.housekeeping.prune(retention)
     if report.events or report.batch_keys:
         log.info("pruned %d log events older than %s", report.events, retention)

@@ -11,6 +11,7 @@ import binascii
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from joblog._config import MAX_BIGINT
 from joblog.api.errors import InvalidRequest
 from joblog.model import JobStatus, Level
 
@@ -30,7 +31,6 @@ __all__ = [
 #: The longest free-text filter accepted (IDs, types and search text).
 MAX_TEXT = 255
 #: The largest value of a BIGINT column (event and step IDs).
-MAX_BIGINT = 2**63 - 1
 _LISTABLE_STATUSES = {s.value for s in JobStatus if s is not JobStatus.UNKNOWN}
 
 

@@ -8,7 +8,6 @@ longer than 255 characters, or holding a NUL, is unknown: 404 ``job_not_found``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -19,12 +18,11 @@ from joblog.api import params
 from joblog.api.errors import InvalidRequest
 from joblog.api.schemas import ErrorBody, EventPage, JobPage, SummaryModel
 from joblog.api.serialize import dumps, event_to_dict, job_to_dict, summary_to_dict
-from joblog.exceptions import JobNotFound
-from joblog.resolve import MAX_ID_LENGTH, Resolver
-from joblog.storage.reads import EventFilter, JobFilter
+from joblog.resolve import EventScope, Resolver
+from joblog.storage.queries import EventFilter, JobFilter
 from joblog.storage.store import Store
 
-__all__ = ["EventScope", "check_id", "event_scope", "router"]
+__all__ = ["json_response", "router", "status_response"]
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -41,13 +39,6 @@ _BAD: dict[int | str, dict[str, Any]] = {
 
 def json_response(body: Any, status_code: int = 200) -> Response:
     return Response(dumps(body), status_code=status_code, media_type=JSON)
-
-
-def check_id(any_id: str) -> str:
-    """The ID as given, or JobNotFound for one no tier could hold."""
-    if not any_id or len(any_id) > MAX_ID_LENGTH or "\x00" in any_id:
-        raise JobNotFound(any_id[: MAX_ID_LENGTH + 1])
-    return any_id
 
 
 def _resolver(request: Request) -> Resolver:
@@ -84,7 +75,6 @@ async def status_response(request: Request, any_id: str) -> Response:
     their round trips overlap.
     """
     resolver = _resolver(request)
-    any_id = check_id(any_id)
     if resolver.store.reads_are_local:
         summary = resolver.resolve(any_id)
     else:
@@ -95,30 +85,8 @@ async def status_response(request: Request, any_id: str) -> Response:
 # -- a job's log events ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class EventScope:
-    """Which events belong to an ID: by job, by external ID only, or none (a legacy job)."""
-
-    job_id: str | None = None
-    external_job_id: str | None = None
-
-    @property
-    def empty(self) -> bool:
-        return self.job_id is None and self.external_job_id is None
-
-
-def event_scope(resolver: Resolver, any_id: str) -> EventScope:
-    """Resolve ``any_id`` to the events it names; JobNotFound when nothing knows it."""
-    check_id(any_id)
-    try:
-        return EventScope(job_id=resolver.job_id_for(any_id))
-    except JobNotFound:
-        found, _job_id = resolver.store.job_id_from_events(any_id)
-        if found:
-            return EventScope(external_job_id=any_id)
-        if resolver.store.get_failover_job(any_id) is not None:
-            return EventScope()
-        raise
+def _scope(resolver: Resolver, any_id: str) -> EventScope:
+    return resolver.locate(any_id).scope
 
 
 @router.get(
@@ -158,7 +126,7 @@ async def job_logs(
     if after_id is not None:
         start = max(after_id, start or 0)
     store = _store(request)
-    scope = await run_in_threadpool(event_scope, _resolver(request), any_id)
+    scope = await run_in_threadpool(_scope, _resolver(request), any_id)
     if format == "ndjson":
         return StreamingResponse(_ndjson(store, scope, filters, start), media_type=NDJSON)
     events = await run_in_threadpool(_page, store, scope, filters, start, limit + 1)
@@ -173,7 +141,7 @@ def _page(
 ) -> list[Any]:
     if scope.empty:
         return []
-    return store.list_events(
+    return store.reads.list_events(
         job_id=scope.job_id,
         external_job_id=scope.external_job_id,
         filters=filters,
@@ -227,7 +195,7 @@ def list_jobs(
         until=params.parse_datetime("until", until),
     )
     before = params.decode_job_cursor(cursor)
-    jobs = _store(request).list_jobs(filters, limit=limit + 1, before=before)
+    jobs = _store(request).reads.list_jobs(filters, limit=limit + 1, before=before)
     more = len(jobs) > limit
     jobs = jobs[:limit]
     next_cursor = params.encode_job_cursor(jobs[-1].created_at, jobs[-1].id) if more else None

@@ -33,7 +33,7 @@ async def healthz(request: Request) -> Response:
     with anyio.move_on_after(settings.health_timeout) as scope:
         try:
             # Abandoned on timeout: a hung connect must not hold the answer back.
-            await anyio.to_thread.run_sync(store.ping, abandon_on_cancel=True)
+            await anyio.to_thread.run_sync(store.reads.ping, abandon_on_cancel=True)
         except StorageError as exc:
             detail = str(exc)
     if scope.cancelled_caught:

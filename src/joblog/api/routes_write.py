@@ -22,7 +22,7 @@ from fastapi.responses import Response
 
 from joblog.api.auth import require_write
 from joblog.api.errors import InvalidRequest
-from joblog.api.routes_jobs import check_id, json_response
+from joblog.api.routes_jobs import json_response
 from joblog.api.schemas import ErrorBody, JobModel, StepModel
 from joblog.api.serialize import dumps, job_to_dict, step_to_dict
 from joblog.api.write_schemas import EventBatch, JobCreate, JobUpdate, StepCreate, StepFinish
@@ -67,7 +67,7 @@ def _producer(request: Request) -> ProducerWrites:
 
 def _job_id(request: Request, any_id: str) -> str:
     resolver: Resolver = request.app.state.resolver
-    return resolver.job_id_for(check_id(any_id))
+    return resolver.job_id(any_id)
 
 
 def _created(body: dict[str, Any], location: str) -> Response:

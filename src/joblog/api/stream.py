@@ -31,8 +31,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from joblog._config import MAX_BIGINT
 from joblog.api.errors import InvalidRequest
-from joblog.api.routes_jobs import EventScope, check_id
 from joblog.api.schemas import ErrorBody
 from joblog.api.serialize import (
     dumps,
@@ -44,8 +44,8 @@ from joblog.api.serialize import (
 )
 from joblog.api.settings import ApiSettings
 from joblog.exceptions import JobNotFound, StorageError
-from joblog.model import Job, JobStatus, JobSummary, LogEvent, Step
-from joblog.resolve import Resolver
+from joblog.model import Job, JobSummary, LogEvent, ResolvedBy, Step
+from joblog.resolve import Located, Resolver
 
 __all__ = ["parse_last_event_id", "router", "state_token"]
 
@@ -59,7 +59,7 @@ def parse_last_event_id(value: str | None) -> tuple[int, str] | None:
     if value is None or value.strip() == "":
         return None
     match = _LAST_EVENT_ID.match(value.strip())
-    if match is None:
+    if match is None or int(match.group(1)) > MAX_BIGINT:
         raise InvalidRequest(
             ["header", "last-event-id"], "not an ID this stream sent", status_code=400
         )
@@ -107,19 +107,10 @@ class _Poll:
 class _Source:
     """What one stream follows: a stored job, an events-only ID or a legacy failover row."""
 
-    def __init__(self, resolver: Resolver, any_id: str, summary: JobSummary) -> None:
+    def __init__(self, resolver: Resolver, located: Located) -> None:
         self.resolver = resolver
-        self.any_id = any_id
-        self.resolved_by = summary.resolved_by
-        self.legacy = summary.legacy is not None
-        self.events_only = summary.job.status is JobStatus.UNKNOWN
-        if self.legacy:
-            self.scope = EventScope()
-        elif self.events_only:
-            self.scope = EventScope(external_job_id=summary.job.external_job_id or any_id)
-        else:
-            self.scope = EventScope(job_id=summary.job.id)
-        self.job_id = summary.job.id
+        self.located = located
+        self.scope = located.scope
 
     def poll(self, known_token: str | None, after_id: int, limit: int) -> _Poll:
         """Read the state (the full summary only if its token moved) then newer events."""
@@ -127,26 +118,26 @@ class _Source:
         return _Poll(token, summary, self._events(after_id, limit))
 
     def _state(self, known_token: str | None) -> tuple[str | None, JobSummary | None]:
-        if self.events_only:
-            return None, None
-        if self.legacy:
-            summary = self.resolver.resolve(self.any_id)
+        located = self.located
+        if located.legacy is not None:
+            summary = self.resolver.summary(self.resolver.locate(located.legacy.job_id))
             token = _summary_token(summary)
             return token, (summary if token != known_token else None)
-        store = self.resolver.store
-        job = store.get_job(self.job_id)
+        if located.job_id is None or located.tier is ResolvedBy.LOG_EVENTS:
+            return None, None
+        job, steps, children = self.resolver.store.reads.state_of(located.job_id)
         if job is None:
             return known_token, None
-        token = state_token(job, store.steps_of(job.id), store.children_of(job.id))
+        token = state_token(job, steps, children)
         if token == known_token:
             return token, None
-        summary = self.resolver.summarize(job, self.resolved_by)
+        summary = self.resolver.summarize(job, located.tier)
         return _summary_token(summary), summary
 
     def _events(self, after_id: int, limit: int) -> list[LogEvent]:
         if self.scope.empty:
             return []
-        return self.resolver.store.list_events(
+        return self.resolver.store.reads.list_events(
             job_id=self.scope.job_id,
             external_job_id=self.scope.external_job_id,
             after_id=after_id,
@@ -297,8 +288,9 @@ async def job_stream(any_id: str, request: Request) -> Response:
     resume = parse_last_event_id(request.headers.get("last-event-id"))
     resolver: Resolver = request.app.state.resolver
     settings: ApiSettings = request.app.state.settings
-    summary = await run_in_threadpool(resolver.resolve, check_id(any_id))
-    source = _Source(resolver, any_id, summary)
+    located = await run_in_threadpool(resolver.locate, any_id, with_job=True)
+    summary = await run_in_threadpool(resolver.summary, located)
+    source = _Source(resolver, located)
     return StreamingResponse(
         _follow(request, source, summary, resume, settings),
         media_type="text/event-stream",

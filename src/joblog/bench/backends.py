@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from joblog.bench.workload import CORRELATION_COLUMNS, EVENT_COLUMNS, JOB_COLUMNS, STEP_COLUMNS
-from joblog.storage.engine import dialect_of
+from joblog.storage.engine import backend_of_url
 
 __all__ = ["BenchDatabase", "Connection", "backend_name"]
 
@@ -27,8 +27,8 @@ Connection = Any  # a DBAPI connection of one of the three drivers
 
 
 def backend_name(url: sa.URL) -> str:
-    dialect = dialect_of(url)
-    return {"sqlite": "sqlite", "postgresql": "postgresql", "mysql": "mariadb"}[str(dialect)]
+    name = backend_of_url(url).name
+    return {"sqlite": "sqlite", "postgresql": "postgresql", "mysql": "mariadb"}[name]
 
 
 def _sqlite_value(value: object) -> object:

@@ -84,9 +84,9 @@ def bare_lookup(db: BenchDatabase, conn: Connection, strategy: Strategy) -> Call
 
 
 def joblog_lookups(resolver: Resolver) -> tuple[Callable[[str], bool], Callable[[str], bool]]:
-    def job_id_for(key: str) -> bool:
+    def locate(key: str) -> bool:
         try:
-            resolver.job_id_for(key)
+            resolver.locate(key)
         except JobNotFound:
             return False
         return True
@@ -98,7 +98,7 @@ def joblog_lookups(resolver: Resolver) -> tuple[Callable[[str], bool], Callable[
             return False
         return True
 
-    return job_id_for, resolve
+    return locate, resolve
 
 
 def load_until(
@@ -177,12 +177,12 @@ def measure_size(
     try:
         # The bare driver and joblog take turns on each key: their ratio must not depend
         # on the machine's speed drifting between two measurement phases.
-        job_id_for, resolve = joblog_lookups(Resolver(store))
+        locate, resolve = joblog_lookups(Resolver(store))
         bare = bare_lookup(db, conn, next(s for s in STRATEGIES if s.key == "jobs_column"))
-        calls = {"bare": bare, "joblog_job_id_for": job_id_for, "joblog_resolve": resolve}
+        calls = {"bare": bare, "joblog_locate": locate, "joblog_resolve": resolve}
         measured = sample_interleaved(calls, keys, warmup=keys[:300])
         result["bare_interleaved"] = measured["bare"].as_dict()
-        result["joblog_job_id_for"] = measured["joblog_job_id_for"].as_dict()
+        result["joblog_locate"] = measured["joblog_locate"].as_dict()
         result["joblog_resolve"] = measured["joblog_resolve"].as_dict()
         reporter.advance(task, 2)
     finally:

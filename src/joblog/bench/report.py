@@ -93,7 +93,7 @@ def lookup_targets(lookup: dict[str, Any]) -> list[list[str]]:
     rows = []
     for backend, result in _largest(lookup).items():
         bare = _bare(result)["p99_us"]
-        mine = result["joblog_job_id_for"]["p99_us"]
+        mine = result["joblog_locate"]["p99_us"]
         resolve = result["joblog_resolve"]["p99_us"]
         at = _size(result["size"])
         rows.append(
@@ -153,7 +153,7 @@ def _lookup_sections(lookup: dict[str, Any]) -> list[str]:
         "",
         "Bare driver: a raw DBAPI cursor running `SELECT id FROM job_tracking WHERE "
         "external_job_id = ? ORDER BY created_at DESC, id DESC LIMIT 1` (server-side "
-        "prepared on PostgreSQL). joblog: `Resolver.job_id_for` (tiers 1-3: UUID, "
+        "prepared on PostgreSQL). joblog: `Resolver.locate` (the tiers: UUID, "
         "job_tracking, log_events) and `Resolver.resolve` (job, steps, last 20 events, "
         "children). The three take turns on each key (interleaved), so that drift in the "
         "machine's speed during the run hits them alike.",
@@ -162,7 +162,7 @@ def _lookup_sections(lookup: dict[str, Any]) -> list[str]:
     rows = []
     for r in lookup["results"]:
         bare = _bare(r)
-        mine = r["joblog_job_id_for"]
+        mine = r["joblog_locate"]
         res = r["joblog_resolve"]
         rows.append(
             [
@@ -180,7 +180,7 @@ def _lookup_sections(lookup: dict[str, Any]) -> list[str]:
             "backend",
             "events",
             "bare p50 / p99",
-            "joblog job_id_for p50 / p99",
+            "joblog locate() p50 / p99",
             "p99 ratio",
             "joblog resolve() p50 / p99",
             "n",
@@ -463,7 +463,7 @@ def write_chart(lookup: dict[str, Any], path: Path) -> None:
     backends = sorted({r["backend"] for r in lookup["results"]})
     fig, axes = plt.subplots(1, len(backends), figsize=(5 * len(backends), 4.5), squeeze=False)
     series = [(s.key, TITLES[s.key]) for s in STRATEGIES]
-    series += [("joblog_job_id_for", "joblog job_id_for"), ("joblog_resolve", "joblog resolve()")]
+    series += [("joblog_locate", "joblog locate()"), ("joblog_resolve", "joblog resolve()")]
     for ax, backend in zip(axes[0], backends, strict=True):
         results = sorted(
             (r for r in lookup["results"] if r["backend"] == backend), key=lambda r: r["size"]

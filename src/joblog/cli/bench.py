@@ -7,6 +7,7 @@ on the servers, files under ``<out>/.data``) and are dropped and made anew each 
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +99,21 @@ def _finish(out: Path) -> None:
 @click.group()
 def bench() -> None:
     """Benchmarks: ID lookup strategies, ingest rate, status API (see benchmarks/RESULTS.md)."""
+    from joblog.cli import EXTRA_MODULES
+
+    missing = sorted(name for name in EXTRA_MODULES["bench"] if not _importable(name))
+    if missing:
+        raise click.ClickException(
+            "`joblog bench` needs the bench extra: pip install 'joblog[bench]'"
+            f" ({', '.join(missing)} not installed)"
+        )
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
 
 
 def run_lookup_command(

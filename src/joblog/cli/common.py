@@ -8,11 +8,11 @@ from typing import Any, TypeVar
 
 import click
 
+from joblog._config import DEFAULT_URL
 from joblog.exceptions import JobLogError
 
 __all__ = ["DEFAULT_URL", "DURATION", "age", "duration", "fail_cleanly", "url_option"]
 
-DEFAULT_URL = "sqlite:///joblog.db"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -23,7 +23,8 @@ def url_option(fn: F) -> F:
         envvar="JOBLOG_DATABASE_URL",
         default=DEFAULT_URL,
         show_default=True,
-        help="Database URL (or set JOBLOG_DATABASE_URL).",
+        show_envvar=True,
+        help="Database URL.",
     )(fn)
 
 

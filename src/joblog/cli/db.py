@@ -6,33 +6,18 @@ one-line error with a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from joblog.cli.common import url_option
 from joblog.exceptions import JobLogError
 from joblog.storage import migrate
 from joblog.storage.backfill import backfill as backfill_external_job_ids
 
 __all__ = ["db"]
-
-DEFAULT_URL = "sqlite:///joblog.db"
-
-F = TypeVar("F", bound=Callable[..., object])
-
-
-def url_option(function: F) -> F:
-    return click.option(
-        "--url",
-        envvar="JOBLOG_DATABASE_URL",
-        default=DEFAULT_URL,
-        show_default=True,
-        show_envvar=True,
-        help="Database URL.",
-    )(function)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from joblog.cli.common import age, duration, fail_cleanly, url_option
 from joblog.exceptions import JobLogError, JobNotFound
 from joblog.model import JobStatus, Level
 from joblog.resolve import Resolver
-from joblog.storage.reads import EventFilter, JobFilter
+from joblog.storage.queries import EventFilter, JobFilter
 from joblog.storage.store import Store
 
 __all__ = ["jobs_command", "logs_command"]
@@ -59,7 +59,7 @@ def jobs_command(
             if job_id is not None:
                 _show_job(console, Resolver(store), job_id, as_json)
                 return
-            jobs = store.list_jobs(
+            jobs = store.reads.list_jobs(
                 JobFilter(
                     status=status,
                     job_type=job_type,
@@ -164,11 +164,16 @@ def logs_command(url: str, min_level: str, contains: str | None, limit: int, job
     try:
         store = Store(url)
         try:
-            internal = Resolver(store).job_id_for(job_id)
-            events = store.list_events(
-                job_id=internal,
-                filters=EventFilter(min_level=level, contains=contains),
-                limit=limit,
+            scope = Resolver(store).locate(job_id).scope
+            events = (
+                []
+                if scope.empty
+                else store.reads.list_events(
+                    job_id=scope.job_id,
+                    external_job_id=scope.external_job_id,
+                    filters=EventFilter(min_level=level, contains=contains),
+                    limit=limit,
+                )
             )
         finally:
             store.close()

@@ -30,7 +30,7 @@ def reap_command(url: str, timeout: timedelta) -> None:
     try:
         store = Store(url)
         try:
-            reaped = store.reap_abandoned(timeout.total_seconds())
+            reaped = store.housekeeping.reap_abandoned(timeout.total_seconds())
         finally:
             store.close()
     except JobLogError as error:
@@ -77,7 +77,7 @@ def prune_command(
                 transient=True,
             ) as bar:
                 task = bar.add_task("prune", total=None)
-                report = store.prune(
+                report = store.housekeeping.prune(
                     older_than,
                     max_level=level,
                     include_jobs=include_jobs,

@@ -17,39 +17,27 @@ import uvicorn
 from joblog.cli.common import DURATION, url_option
 from joblog.exceptions import ConfigError, JobLogError
 from joblog.storage.store import Store
+from joblog.web.server import bind_socket
 
 if TYPE_CHECKING:
     from joblog.api.settings import ApiSettings
 
-__all__ = ["bind_socket", "serve_command"]
+__all__ = ["serve_command"]
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port; ClickException when that is impossible."""
+def _listen(host: str, port: int) -> socket.socket:
     try:
-        family, kind, proto, _name, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, kind, proto)
+        return bind_socket(host, port)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them
-    except OSError as exc:
-        sock.close()
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
-    sock.set_inheritable(True)
-    return sock
 
 
 def _open_store(url: str) -> Store:
     try:
         store = Store(url)
-        store.ping()
+        store.reads.ping()
     except JobLogError as exc:
         raise click.ClickException(str(exc)) from exc
     return store
@@ -174,7 +162,7 @@ def serve_command(
         worker_threads=worker_threads,
     )
     store = _open_store(url)
-    sock = bind_socket(host, port)
+    sock = _listen(host, port)
     bound_port = int(sock.getsockname()[1])
     app = create_app(
         store=store,

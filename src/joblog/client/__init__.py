@@ -22,19 +22,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
-from joblog import context
 from joblog.client.http import EventSink, HttpSession, RemoteError
 from joblog.client.remote import RemoteJob, RemoteStep
 from joblog.exceptions import JobLogError
-from joblog.lifecycle import JobScope
+from joblog.lifecycle import JobScope, current_frame
 from joblog.model import PlannedStep
 from joblog.owner import Ids, JobOwner, StepSpec, as_planned
 from joblog.stdlib import JobLogHandler, make_event_row
-from joblog.storage.store import Store
 from joblog.writer import BatchWriter
 
 __all__ = ["Client", "RemoteError", "RemoteJob", "RemoteStep"]
@@ -81,7 +79,7 @@ class Client(JobOwner[RemoteJob]):
             base_url, token, timeout=timeout, retries=0, transport=transport
         )
         self.writer = BatchWriter(
-            cast(Store, EventSink(self._writer_session)),
+            EventSink(self._writer_session),
             make_event_row,
             batch_size=batch_size,
             flush_interval=flush_interval,
@@ -169,8 +167,8 @@ class Client(JobOwner[RemoteJob]):
         return handler
 
     def _current_ids(self) -> Ids:
-        frame = context.current_frame()
-        if frame is None or cast(Any, frame.job).tracker is not self:
+        frame = current_frame()
+        if frame is None or frame.job.owner is not self:
             raise JobLogError("log_event needs a job of this client to be current")
         return frame.ids
 

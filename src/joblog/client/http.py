@@ -21,15 +21,15 @@ from typing import Any
 
 import httpx
 
+from joblog._ops import EventRow, InsertEvents, Op
 from joblog.exceptions import (
     ExternalIdInUse,
     InvalidTransition,
-    JobLogError,
     JobNotFound,
+    RemoteError,
     StorageError,
     StorageUnavailable,
 )
-from joblog.storage.writes import EventRow, InsertEvents, Op
 
 __all__ = ["EventSink", "HttpSession", "RemoteError"]
 
@@ -40,15 +40,6 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 MAX_REQUEST_EVENTS = 1000
 #: The server's cap on one event's attrs (serialized), see joblog.api.write_schemas.
 MAX_ATTRS_BYTES = 64 * 1024
-
-
-class RemoteError(JobLogError):
-    """The joblog server refused the request."""
-
-    def __init__(self, status_code: int, body: Any, message: str | None = None) -> None:
-        self.status_code = status_code
-        self.body = body
-        super().__init__(message or f"joblog server answered {status_code}: {body}")
 
 
 def _body(response: httpx.Response) -> Any:
@@ -189,7 +180,7 @@ class EventSink:
     def __init__(self, session: HttpSession) -> None:
         self.session = session
 
-    def apply_batch(self, ops: Sequence[Op], batch_key: str) -> bool:
+    def apply_batch(self, ops: Sequence[Op], batch_key: str | None = None) -> bool:
         rows = [row for op in ops if isinstance(op, InsertEvents) for row in op.rows]
         events = [event for event in map(event_json, rows) if event is not None]
         for index, chunk in enumerate(chunks(events)):

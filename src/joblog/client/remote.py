@@ -2,8 +2,8 @@
 
 State changes are synchronous calls (the server numbers steps and applies the rules);
 log events go through the client's batch writer. Each handle carries a
-:class:`~joblog.context.Frame`, so ``logging`` calls inside ``with job.step(...)`` are
-attributed exactly as in process, and ``.tracker`` is the client, which is how the
+:class:`~joblog.lifecycle.Frame`, so ``logging`` calls inside ``with job.step(...)`` are
+attributed exactly as in process, and ``.owner`` is the client, which is how the
 logging handler knows the job is its own.
 """
 
@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
-from joblog import context
 from joblog.exceptions import InvalidTransition, JobLogError
-from joblog.lifecycle import JobLifecycle, StepLifecycle
+from joblog.lifecycle import Frame, JobLifecycle, StepLifecycle, current_step
 from joblog.model import JobStatus, PlannedStep, StepStatus
 from joblog.writer import BatchWriter
 
@@ -46,7 +45,7 @@ class RemoteStep(StepLifecycle):
         self.error_message: str | None = answer.get("error_message")
         self._fraction = 0.0
         ids = (job.id, self.id, job.external_job_id)
-        self.frame = context.Frame(cast(Any, job), cast(Any, self), ids)
+        self.frame = Frame(job, self, ids)
 
     def __repr__(self) -> str:
         return f"<RemoteStep {self.job.id}#{self.seq} {self.name!r} {self.status.value}>"
@@ -75,7 +74,7 @@ class RemoteJob(JobLifecycle[RemoteStep]):
         parent: RemoteJob | None,
     ) -> None:
         self.client = client
-        self.tracker = client  # the logging handler's ownership check
+        self.owner = client  # the logging handler's ownership check
         self.id = str(answer["id"])
         self.path = "/api/v1/jobs/" + quote(self.id, safe="")
         self.job_type = str(answer["job_type"])
@@ -85,14 +84,14 @@ class RemoteJob(JobLifecycle[RemoteStep]):
             PlannedStep(str(p["name"]), float(p["weight"])) for p in answer["planned_steps"]
         )
         self.parent: RemoteJob | None = parent
-        current = context.current_step()
+        current = current_step()
         self.parent_step: Any = current if parent is not None else None
         if self.parent_step is not None and getattr(self.parent_step, "job", None) is not parent:
             self.parent_step = None
         self.status = JobStatus(answer["status"])
         self.percent = int(answer["percent_complete"])
         self.error_message: str | None = answer.get("error_message")
-        self.frame = context.Frame(cast(Any, self), None, (self.id, None, self.external_job_id))
+        self.frame = Frame(self, None, (self.id, None, self.external_job_id))
         self._lock = threading.RLock()
         self._steps: list[RemoteStep] = []
         self._children: list[RemoteJob] = []

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine.interfaces import ReflectedIndex
 
 from joblog.exceptions import SchemaError
+from joblog.storage.dialects import backend_for
 from joblog.storage.schema import metadata
 
 __all__ = [
@@ -88,10 +89,6 @@ LATER_COLUMNS: dict[str, tuple[str, ...]] = {
 #: Indexes on the older system's columns that later revisions create: adoption leaves
 #: them to those revisions rather than renaming a look-alike into their name.
 LATER_INDEXES: frozenset[str] = frozenset({"idx_log_events_ts"})
-
-#: First MariaDB with ALTER TABLE ... RENAME INDEX (MySQL has had it since 5.7).
-MARIADB_RENAME_INDEX = (10, 5, 2)
-MYSQL_RENAME_INDEX = (5, 7)
 
 
 class DeclaredIndex(NamedTuple):
@@ -198,22 +195,9 @@ def normalise_index_names(connection: sa.Connection) -> list[tuple[str, str, str
 
 def rename_statements(dialect: sa.Dialect, declared: DeclaredIndex, old_name: str) -> list[str]:
     """The DDL that renames index ``old_name`` to ``declared.name`` on this dialect."""
-    quote = dialect.identifier_preparer.quote
-    table, old, new = quote(declared.table), quote(old_name), quote(declared.name)
-    columns = ", ".join(quote(column) for column in declared.columns)
-    unique = "UNIQUE " if declared.unique else ""
-    if dialect.name == "postgresql":
-        # Renaming a unique constraint's index renames the constraint with it.
-        return [f"ALTER INDEX {old} RENAME TO {new}"]
-    if dialect.name in ("mysql", "mariadb"):
-        version = tuple(dialect.server_version_info or ())
-        is_mariadb = bool(getattr(dialect, "is_mariadb", False))
-        if version >= (MARIADB_RENAME_INDEX if is_mariadb else MYSQL_RENAME_INDEX):
-            return [f"ALTER TABLE {table} RENAME INDEX {old} TO {new}"]
-        # One statement, so a foreign key needing the index is never left without one.
-        return [f"ALTER TABLE {table} DROP INDEX {old}, ADD {unique}INDEX {new} ({columns})"]
-    # SQLite cannot rename an index; the whole adoption is one transaction there.
-    return [f"DROP INDEX {old}", f"CREATE {unique}INDEX {new} ON {table} ({columns})"]
+    return backend_for(dialect).rename_index_statements(
+        dialect, declared.table, old_name, declared.name, declared.columns, declared.unique
+    )
 
 
 def _is_plain(index: ReflectedIndex) -> bool:

@@ -14,13 +14,8 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from joblog.exceptions import ConfigError, SchemaError
-from joblog.storage.migrate import (
-    _connect,
-    _engine,
-    _read_revision,
-    _storage_errors,
-    head_revision,
-)
+from joblog.storage.engine import storage_errors
+from joblog.storage.migrate import _connect, _engine, _read_revision, head_revision
 from joblog.storage.schema import job_tracking, log_events
 
 __all__ = ["backfill"]
@@ -44,7 +39,7 @@ def backfill(
         raise ConfigError(f"batch size must be at least 1, not {batch_size}")
     engine = _engine(url)
     try:
-        with _connect(engine) as connection, _storage_errors("backfilling external_job_id"):
+        with _connect(engine) as connection, storage_errors("backfilling external_job_id"):
             with connection.begin():
                 revision = _read_revision(connection)
             if revision != head_revision():

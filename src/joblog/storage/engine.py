@@ -1,120 +1,64 @@
-"""Engines per dialect, and the translation of driver errors into joblog's own.
+"""Engines, and the one boundary where driver errors become joblog's own.
 
-SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` for writing transactions, so
-that many writer processes wait for each other instead of failing with "database is
-locked"; reads stay deferred and never wait for a writer.
+:func:`create_engine` makes an engine for one purpose: ``read`` (autocommit, no
+pre-ping, no reset on return: a read costs one round trip), ``write`` (transactions,
+pre-ping), or ``migrate`` (no pool). Backend specifics come from
+:mod:`joblog.storage.dialects`.
+
+:func:`translate` maps every error a database access can raise (SQLAlchemy's, any
+DBAPI driver's, an encoding error while binding a value, an OSError of the socket or
+file) to the tree in :mod:`joblog.exceptions`, using one table from
+:class:`~joblog.storage.dialects.ErrorKind` to exception class. :func:`storage_errors`
+applies it to a block; nothing raw from a driver gets past it.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, Literal, NoReturn
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event, exc
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import exc
 
-from joblog.exceptions import ConfigError, StorageError, StorageUnavailable
+from joblog.exceptions import (
+    ConfigError,
+    Conflict,
+    DataRejected,
+    JobLogError,
+    SchemaError,
+    StorageError,
+    StorageUnavailable,
+)
+from joblog.storage.dialects import Backend, DialectName, ErrorKind, Purpose, backend_named
 
-__all__ = ["Dialect", "create_engine", "dialect_of", "raise_storage_error", "storage_errors"]
+__all__ = [
+    "backend_of_url",
+    "create_engine",
+    "describe",
+    "is_storage_error",
+    "parse_url",
+    "storage_errors",
+    "translate",
+]
 
-Dialect = Literal["sqlite", "postgresql", "mysql"]
+#: Root modules of the drivers joblog uses; their exceptions are storage errors.
+#: The driver modules joblog uses, and the backend whose errors each raises.
+_DRIVER_BACKEND = {
+    "sqlite3": "sqlite",
+    "_sqlite3": "sqlite",
+    "psycopg": "postgresql",
+    "pymysql": "mysql",
+}
+_DRIVER_MODULES = frozenset(_DRIVER_BACKEND)
 
-#: Execution option that marks a connection as a writer (SQLite: BEGIN IMMEDIATE).
-WRITE_OPTION = "joblog_write"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-#: Seconds a server connection may stay silent mid-request before it counts as broken.
-NETWORK_TIMEOUT_S = 30
-
-
-def parse_url(url: str | sa.URL) -> sa.URL:
-    try:
-        parsed = sa.make_url(url)
-    except Exception as exc_:
-        raise ConfigError(f"not a database URL: {url!r} ({exc_})") from exc_
-    if dialect_of(parsed) is None:
-        raise ConfigError(
-            f"unsupported database {parsed.drivername!r}: use sqlite:///FILE, "
-            "postgresql+psycopg://... or mysql+pymysql://..."
-        )
-    return parsed
-
-
-def dialect_of(url: sa.URL) -> Dialect | None:
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        return "sqlite"
-    if backend == "postgresql":
-        return "postgresql"
-    if backend in ("mysql", "mariadb"):
-        return "mysql"
-    return None
-
-
-def create_engine(url: str | sa.URL, **kwargs: Any) -> sa.Engine:
-    """An engine for ``url`` with joblog's per-dialect settings."""
-    parsed = parse_url(url)
-    dialect = dialect_of(parsed)
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    elif parsed.drivername in ("mysql", "mariadb"):
-        parsed = parsed.set(drivername="mysql+pymysql")
-    if dialect == "sqlite":
-        return _sqlite_engine(parsed, **kwargs)
-    kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 8)
-    kwargs.setdefault("max_overflow", 16)
-    connect_args = kwargs.setdefault("connect_args", {})
-    connect_args.setdefault("connect_timeout", 5)
-    # A silent network partition must not hang a writer forever: bound how long sent data
-    # may go unacknowledged, and probe idle connections.
-    if dialect == "postgresql":
-        connect_args.setdefault("keepalives", 1)
-        connect_args.setdefault("keepalives_idle", 10)
-        connect_args.setdefault("keepalives_interval", 5)
-        connect_args.setdefault("keepalives_count", 3)
-        connect_args.setdefault("tcp_user_timeout", NETWORK_TIMEOUT_S * 1000)
-    if dialect == "mysql":
-        connect_args.setdefault("charset", "utf8mb4")
-        connect_args.setdefault("read_timeout", NETWORK_TIMEOUT_S)
-        connect_args.setdefault("write_timeout", NETWORK_TIMEOUT_S)
-        kwargs.setdefault("isolation_level", "READ COMMITTED")
-    try:
-        return sa.create_engine(parsed, **kwargs)
-    except Exception as exc_:  # e.g. a driver that is not installed
-        raise ConfigError(f"cannot use {parsed.render_as_string()}: {exc_}") from exc_
-
-
-def _sqlite_engine(url: sa.URL, **kwargs: Any) -> sa.Engine:
-    memory = url.database in (None, "", ":memory:")
-    connect_args = kwargs.setdefault("connect_args", {})
-    connect_args.setdefault("check_same_thread", False)
-    connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
-    if memory:
-        # One shared connection, so that every thread sees the same in-memory database.
-        kwargs.setdefault("poolclass", StaticPool)
-    engine = sa.create_engine(url, **kwargs)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event below emit BEGIN itself.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        write = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    return engine
-
+_KIND_TO_ERROR: dict[ErrorKind, tuple[type[StorageError], bool, str]] = {
+    ErrorKind.UNAVAILABLE: (StorageUnavailable, True, "database unavailable while {doing}"),
+    ErrorKind.TRANSIENT: (StorageError, True, "database busy while {doing}"),
+    ErrorKind.CONFLICT: (Conflict, False, "database refused a duplicate while {doing}"),
+    ErrorKind.REJECTED: (DataRejected, False, "database refused a value while {doing}"),
+    ErrorKind.PERMANENT: (StorageError, False, "database error while {doing}"),
+}
 
 _UNAVAILABLE_HINTS = (
     "connection refused",
@@ -134,37 +78,159 @@ _UNAVAILABLE_HINTS = (
 )
 
 
-def is_unavailable(error: BaseException) -> bool:
-    """True when the error means the database could not be reached or the link broke."""
-    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+def parse_url(url: str | sa.URL) -> sa.URL:
+    """``url`` parsed, or ConfigError when it is not a URL of a database joblog supports."""
+    try:
+        parsed = sa.make_url(url)
+    except Exception as error:
+        raise ConfigError(f"not a database URL: {url!r} ({error})") from error
+    if _backend_name(parsed) is None:
+        raise ConfigError(
+            f"unsupported database {parsed.drivername!r}: use sqlite:///FILE, "
+            "postgresql+psycopg://... or mysql+pymysql://..."
+        )
+    return parsed
+
+
+def backend_of_url(url: str | sa.URL) -> Backend:
+    parsed = parse_url(url)
+    name = _backend_name(parsed)
+    assert name is not None
+    return backend_named(name)
+
+
+def _backend_name(url: sa.URL) -> DialectName | None:
+    name = url.get_backend_name()
+    if name == "sqlite":
+        return "sqlite"
+    if name == "postgresql":
+        return "postgresql"
+    if name in ("mysql", "mariadb"):
+        return "mysql"
+    return None
+
+
+def create_engine(url: str | sa.URL, purpose: Purpose = "write", **overrides: Any) -> sa.Engine:
+    """An engine for ``url`` with joblog's settings for ``purpose`` (see the module doc).
+
+    ``overrides`` are passed to :func:`sqlalchemy.create_engine` over joblog's defaults;
+    ``connect_args`` are merged key by key.
+    """
+    parsed = parse_url(url)
+    backend = backend_of_url(parsed)
+    if "+" not in parsed.drivername or parsed.drivername in ("mysql", "mariadb"):
+        parsed = parsed.set(drivername=backend.default_driver)
+    kwargs: dict[str, Any] = {}
+    connect_args: dict[str, Any] = {}
+    parsed, connect_args = backend.url_options(parsed)
+    memory = backend.is_private_memory(parsed)
+    if purpose == "read" and not memory:
+        kwargs.update(
+            isolation_level="AUTOCOMMIT",
+            pool_pre_ping=False,
+            pool_reset_on_return=None,
+            # pymysql sends ROLLBACK on every close, even in autocommit: a round trip each.
+            skip_autocommit_rollback=True,
+        )
+    elif purpose == "write":
+        kwargs["pool_pre_ping"] = not memory
+    if purpose != "migrate" and backend.name != "sqlite":
+        kwargs.update(pool_size=8, max_overflow=8, pool_timeout=30, pool_recycle=3600)
+    specific = backend.engine_kwargs(parsed, purpose)
+    connect_args = {**specific.pop("connect_args", {}), **connect_args}
+    kwargs.update(specific)
+    connect_args.update(overrides.pop("connect_args", {}))
+    kwargs.update(overrides)
+    try:
+        engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
+    except Exception as error:  # e.g. a driver that is not installed
+        raise ConfigError(f"cannot use {parsed.render_as_string()}: {error}") from error
+    backend.prepare_engine(engine, purpose)
+    return engine
+
+
+# -- the error boundary ------------------------------------------------------------------
+
+
+def is_storage_error(error: BaseException) -> bool:
+    """True for what a database access can raise that is not a bug of the caller."""
+    if isinstance(error, exc.SQLAlchemyError | UnicodeError | OSError):
         return True
-    if isinstance(error, exc.DisconnectionError | exc.TimeoutError):
+    if _is_migration_error(error):
         return True
-    text = str(error).lower()
-    return any(hint in text for hint in _UNAVAILABLE_HINTS)
+    return type(error).__module__.split(".")[0] in _DRIVER_MODULES
 
 
-def is_transient(error: BaseException) -> bool:
-    """True when retrying the same statement later may succeed."""
-    if is_unavailable(error):
-        return True
-    if isinstance(error, exc.OperationalError):
-        return True  # lock timeouts, deadlocks, "database is locked", server shutdown
-    return isinstance(error, exc.InterfaceError | exc.InternalError)
-
-
-def raise_storage_error(error: BaseException, doing: str) -> NoReturn:
-    if is_unavailable(error):
-        raise StorageUnavailable(f"database unavailable while {doing}: {error}") from error
-    raise StorageError(f"database error while {doing}: {error}") from error
+def translate(error: BaseException, doing: str) -> JobLogError:
+    """The joblog exception for ``error``, raised while ``doing`` something."""
+    if isinstance(error, JobLogError):
+        return error
+    if _is_migration_error(error):
+        return SchemaError(f"{doing} failed: {error}")
+    kind = _kind(error)
+    cls, transient, text = _KIND_TO_ERROR[kind]
+    detail = describe(error)
+    return cls(f"{text.format(doing=doing)}: {detail}", transient=transient)
 
 
 @contextlib.contextmanager
 def storage_errors(doing: str) -> Iterator[None]:
-    """Re-raise SQLAlchemy and driver errors as :class:`StorageError` subclasses."""
+    """Re-raise any storage error of the block as joblog's (``raise ... from error``)."""
     try:
         yield
-    except exc.SQLAlchemyError as error:
-        raise_storage_error(error, doing)
-    except OSError as error:
-        raise StorageUnavailable(f"database unavailable while {doing}: {error}") from error
+    except JobLogError:
+        raise
+    except Exception as error:
+        if not is_storage_error(error):
+            raise
+        raise translate(error, doing) from error
+
+
+def _kind(error: BaseException) -> ErrorKind:
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return ErrorKind.UNAVAILABLE
+    if isinstance(error, exc.DisconnectionError | exc.TimeoutError):
+        return ErrorKind.UNAVAILABLE
+    orig: BaseException = error
+    if isinstance(error, exc.StatementError) and error.orig is not None:
+        orig = error.orig  # the DBAPI error, or what a bind processor raised
+    if isinstance(orig, UnicodeError):
+        return ErrorKind.REJECTED  # e.g. a lone surrogate that cannot be encoded
+    root = type(orig).__module__.split(".")[0]
+    if root in _DRIVER_MODULES:
+        name = _DRIVER_BACKEND[root]
+        kind = backend_named(name).classify(orig)
+        if kind is not None:
+            return kind
+    if isinstance(orig, OSError):
+        return ErrorKind.UNAVAILABLE
+    return _pep249_kind(orig)
+
+
+def _pep249_kind(error: BaseException) -> ErrorKind:
+    """Classify by the standard DBAPI class names (PEP 249) and the message."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    text = str(error).lower()
+    if any(hint in text for hint in _UNAVAILABLE_HINTS) or "InterfaceError" in names:
+        return ErrorKind.UNAVAILABLE
+    if "IntegrityError" in names:
+        unique = "unique" in text or "duplicate" in text
+        return ErrorKind.CONFLICT if unique else ErrorKind.REJECTED
+    if "DataError" in names:
+        return ErrorKind.REJECTED
+    if "OperationalError" in names or "InternalError" in names:
+        return ErrorKind.TRANSIENT
+    return ErrorKind.PERMANENT
+
+
+def describe(error: BaseException) -> str:
+    orig = error.orig if isinstance(error, exc.StatementError) and error.orig else error
+    text = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {text[0] if text else ''}"[:500]
+
+
+def _is_migration_error(error: BaseException) -> bool:
+    from alembic.script.revision import RevisionError
+    from alembic.util.exc import CommandError
+
+    return isinstance(error, CommandError | RevisionError)

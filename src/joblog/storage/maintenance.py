@@ -9,12 +9,13 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from joblog._ids import utcnow
 from joblog.model import JobStatus, Level, StepStatus
 from joblog.storage import schema
-from joblog.storage.engine import WRITE_OPTION, storage_errors
-from joblog.storage.ids import utcnow
+from joblog.storage.dialects import Backend
+from joblog.storage.engine import storage_errors
 
-__all__ = ["ABANDONED", "DEFAULT_HEARTBEAT_TIMEOUT", "Maintenance", "PruneReport"]
+__all__ = ["ABANDONED", "DEFAULT_HEARTBEAT_TIMEOUT", "Housekeeping", "PruneReport"]
 
 jobs = schema.job_tracking
 steps = schema.job_steps
@@ -39,10 +40,12 @@ class PruneReport:
     seconds: float
 
 
-class Maintenance:
-    """Mixed into :class:`joblog.storage.store.Store`."""
+class Housekeeping:
+    """Reaping and pruning on a store's write engine (``store.housekeeping``)."""
 
-    engine: sa.Engine
+    def __init__(self, engine: sa.Engine, backend: Backend) -> None:
+        self.engine = engine
+        self.backend = backend
 
     def reap_abandoned(self, heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT) -> list[str]:
         """Fail running jobs whose heartbeat is older than ``heartbeat_timeout`` seconds.
@@ -51,8 +54,7 @@ class Maintenance:
         """
         now = utcnow()
         cutoff = now - timedelta(seconds=heartbeat_timeout)
-        writer = self.engine.execution_options(**{WRITE_OPTION: True})
-        with storage_errors("reaping abandoned jobs"), writer.begin() as conn:
+        with storage_errors("reaping abandoned jobs"), self.engine.begin() as conn:
             stale = list(
                 conn.execute(
                     sa.select(jobs.c.id).where(
@@ -136,10 +138,9 @@ class Maintenance:
     ) -> int:
         # Select the keys, then delete by key: short transactions that hold few locks, and
         # MySQL cannot delete from a table it selects from in a subquery.
-        writer = self.engine.execution_options(**{WRITE_OPTION: True})
         total = 0
         while True:
-            with storage_errors(f"pruning {table.name}"), writer.begin() as conn:
+            with storage_errors(f"pruning {table.name}"), self.engine.begin() as conn:
                 keys = list(
                     conn.execute(
                         sa.select(key).where(condition).order_by(key).limit(batch_size)

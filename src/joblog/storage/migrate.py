@@ -7,20 +7,18 @@ Alembic does the work; this module is the boundary the rest of joblog (and the
   is checked against ``0001_base``, its index names normalised to schema.py's, stamped,
   then upgraded, keeping every row (see ``joblog.storage.adoption``);
 * a migration lock, so that two processes opening one empty database at once do not
-  both build it (PostgreSQL advisory lock, MariaDB ``GET_LOCK``, and on SQLite one
+  both build it (the backend's lock, see :mod:`joblog.storage.dialects`; on SQLite one
   ``BEGIN IMMEDIATE`` transaction around the whole run, which also makes it atomic);
-* driver and Alembic errors turned into joblog's own (``StorageError`` and subclasses).
+* driver and Alembic errors turned into joblog's own at the storage boundary.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import sqlalchemy as sa
 from alembic import command
@@ -29,21 +27,21 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
-from sqlalchemy import event
-from sqlalchemy.pool import NullPool
 from sqlalchemy.util import asbool
 
-from joblog.exceptions import (
-    ConfigError,
-    JobLogError,
-    SchemaError,
-    StorageError,
-    StorageUnavailable,
-)
+from joblog.exceptions import ConfigError, SchemaError, StorageUnavailable
 from joblog.storage.adoption import (
     OLDER_SYSTEM_COLUMNS,
     normalise_index_names,
     verify_older_system,
+)
+from joblog.storage.dialects import backend_for
+from joblog.storage.engine import (
+    create_engine,
+    describe,
+    is_storage_error,
+    parse_url,
+    storage_errors,
 )
 
 __all__ = [
@@ -62,7 +60,6 @@ __all__ = [
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 BASE_REVISION = "0001_base"
 VERSION_TABLE = "alembic_version"
-LOCK_TIMEOUT_SECONDS = 120.0
 
 DatabaseState = Literal["empty", "older-system", "managed"]
 
@@ -102,7 +99,7 @@ def current(url: str) -> str | None:
         return None
     engine = _engine(url)
     try:
-        with _connect(engine) as connection, _storage_errors("reading the revision"):
+        with _connect(engine) as connection, storage_errors("reading the revision"):
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
@@ -115,7 +112,7 @@ def missing_database(url: str | sa.URL) -> Path | None:
     Opening a missing SQLite file creates it, so a command that only reads (``joblog db
     current``) asks this first instead of leaving an empty file behind a typo.
     """
-    parsed = _parse_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite":
         return None
     database = parsed.database or ""
@@ -137,7 +134,7 @@ def detect(engine: sa.Engine | sa.Connection) -> DatabaseState:
     Some but not all of the older system's tables, and no ``alembic_version``, also
     count as "older-system": adoption then refuses, naming what is missing.
     """
-    with _storage_errors("inspecting the database"):
+    with storage_errors("inspecting the database"):
         tables = set(sa.inspect(engine).get_table_names())
     if VERSION_TABLE in tables:
         return "managed"
@@ -205,7 +202,7 @@ def _run_alembic(connection: sa.Connection, run: Callable[[Config], None]) -> No
         connection.commit()
     cfg = _config()
     cfg.attributes["connection"] = connection
-    with _storage_errors("migrating"):
+    with storage_errors("migrating"):
         run(cfg)
 
 
@@ -214,7 +211,7 @@ def _upgrade_locked(connection: sa.Connection, revision: str) -> None:
         # Renamed before stamping: a failure leaves the database unstamped, so adoption
         # simply runs again (a rename already done is then skipped).
         verify_older_system(connection)
-        with _storage_errors("renaming the older system's indexes"):
+        with storage_errors("renaming the older system's indexes"):
             normalise_index_names(connection)
         _run_alembic(connection, lambda cfg: command.stamp(cfg, BASE_REVISION))
     _run_alembic(connection, lambda cfg: command.upgrade(cfg, revision))
@@ -274,78 +271,22 @@ def _is_private_memory_database(engine: sa.Engine) -> bool:
     return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
 
 
-def _parse_url(url: str | sa.URL) -> sa.URL:
-    """``url`` parsed, or ConfigError when it is not a URL of a database joblog supports."""
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise ConfigError(f"not a database URL: {url!r}") from exc
-    if parsed.get_backend_name() not in ("sqlite", "postgresql", "mysql", "mariadb"):
-        raise ConfigError(
-            f"unsupported database {parsed.drivername!r}: use sqlite:///FILE,"
-            " postgresql+psycopg://... or mysql+pymysql://..."
-        )
-    return parsed
-
-
 def _engine(url: str | sa.URL) -> sa.Engine:
     """A short-lived engine for migration work (no pool; SQLite writes BEGIN IMMEDIATE)."""
-    parsed = _parse_url(url)
-    backend = parsed.get_backend_name()
-    connect_args: dict[str, Any] = {}
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    elif parsed.drivername in ("mysql", "mariadb"):
-        parsed = parsed.set(drivername="mysql+pymysql")
-    if backend == "sqlite":
-        connect_args["timeout"] = LOCK_TIMEOUT_SECONDS
-    else:
-        connect_args["connect_timeout"] = 5
-    if backend in ("mysql", "mariadb"):
-        connect_args["charset"] = "utf8mb4"
-    try:
-        engine = sa.create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
-    except (sa.exc.ArgumentError, ImportError) as exc:
-        raise ConfigError(f"cannot use {parsed.render_as_string()}: {exc}") from exc
-    if backend == "sqlite":
-        _begin_immediate(engine)
-    return engine
-
-
-def _begin_immediate(engine: sa.Engine) -> None:
-    """Make each SQLite transaction take the write lock up front, so that one migration
-    run is one transaction and a second process waits for it instead of interleaving."""
-
-    @event.listens_for(engine, "connect")
-    def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # SQLAlchemy, not pysqlite, says BEGIN
-
-    @event.listens_for(engine, "begin")
-    def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    return create_engine(url, "migrate")
 
 
 @contextlib.contextmanager
 def _connect(engine: sa.Engine) -> Iterator[sa.Connection]:
     try:
         connection = engine.connect()
-    except sa.exc.DBAPIError as exc:
+    except Exception as error:
+        if not is_storage_error(error):
+            raise
         shown = engine.url.render_as_string(hide_password=True)
-        raise StorageUnavailable(f"cannot connect to {shown}: {exc.orig}") from exc
+        raise StorageUnavailable(f"cannot connect to {shown}: {describe(error)}") from error
     with connection:
         yield connection
-
-
-@contextlib.contextmanager
-def _storage_errors(doing: str) -> Iterator[None]:
-    try:
-        yield
-    except JobLogError:
-        raise
-    except (CommandError, RevisionError) as exc:
-        raise SchemaError(f"{doing} failed: {exc}") from exc
-    except sa.exc.SQLAlchemyError as exc:
-        raise StorageError(f"{doing} failed: {exc}") from exc
 
 
 @contextlib.contextmanager
@@ -355,43 +296,25 @@ def _migration_connection(url: str | sa.URL) -> Iterator[sa.Connection]:
     try:
         with _connect(engine) as connection:
             if engine.dialect.name == "sqlite":
-                with _storage_errors("migrating"), connection.begin():
+                with storage_errors("migrating"), connection.begin():
                     yield connection
             else:
-                with _migration_lock(engine):
+                # The lock on a connection of its own: Alembic commits on this one.
+                with _connect(engine) as holder, _locked(holder):
                     yield connection
     finally:
         engine.dispose()
 
 
 @contextlib.contextmanager
-def _migration_lock(engine: sa.Engine) -> Iterator[None]:
-    """Serialise migrations on one database across processes (PostgreSQL, MariaDB)."""
-    database = engine.url.database or ""
-    digest = hashlib.sha256(f"joblog-migrate:{database}".encode()).digest()
-    with _connect(engine) as raw, _storage_errors("taking the migration lock"):
-        lock = raw.execution_options(isolation_level="AUTOCOMMIT")
-        if engine.dialect.name == "postgresql":
-            # Poll instead of pg_advisory_lock(): a session waiting inside a statement
-            # holds a snapshot, and CREATE INDEX CONCURRENTLY in the lock holder would
-            # wait for that snapshot, which waits for the lock: a deadlock.
-            key = int.from_bytes(digest[:8], "big", signed=True)
-            deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
-            while not lock.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
-                if time.monotonic() > deadline:
-                    raise StorageError("timed out waiting for another joblog migration")
-                time.sleep(0.05)
-            release = sa.text("SELECT pg_advisory_unlock(:k)").bindparams(k=key)
-        else:
-            # GET_LOCK names are server-wide, so the name carries the database's.
-            name = "joblog-migrate:" + digest[:12].hex()
-            got = lock.scalar(
-                sa.text("SELECT GET_LOCK(:n, :t)"), {"n": name, "t": int(LOCK_TIMEOUT_SECONDS)}
-            )
-            if got != 1:
-                raise StorageError("timed out waiting for another joblog migration")
-            release = sa.text("SELECT RELEASE_LOCK(:n)").bindparams(n=name)
-        try:
-            yield
-        finally:
-            lock.execute(release)
+def _locked(holder: sa.Connection) -> Iterator[None]:
+    """The backend's migration lock for this database, held on ``holder``."""
+    name = f"joblog-migrate:{holder.engine.url.database or ''}"
+    lock = backend_for(holder).migration_lock(holder, name)
+    with storage_errors("taking the migration lock"):
+        lock.__enter__()
+    try:
+        yield
+    finally:
+        with storage_errors("releasing the migration lock"):
+            lock.__exit__(None, None, None)

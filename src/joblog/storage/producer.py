@@ -9,30 +9,29 @@ numbered without gaps or duplicates, no "completed" after a failed required step
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc
 
-from joblog.exceptions import ExternalIdInUse, InvalidTransition, JobNotFound
+from joblog import rules
+from joblog._ids import new_step_id, utcnow
+from joblog._ops import EventRow
+from joblog.exceptions import Conflict, ExternalIdInUse, InvalidTransition, JobNotFound
 from joblog.model import Job, JobStatus, PlannedStep, Step, StepStatus
 from joblog.progress import FINISHED_STEP_STATUSES, planned_percent
 from joblog.storage import schema
 from joblog.storage.engine import storage_errors
-from joblog.storage.ids import new_step_id
-from joblog.storage.reads import job_from_row, step_from_row, to_naive_utc
-from joblog.storage.store import Store, utcnow
-from joblog.storage.writes import EventRow, claim_batch_key, insert_events
+from joblog.storage.rows import job_from_row, step_from_row, to_naive_utc
+from joblog.storage.store import Store
 
 __all__ = ["IncomingEvent", "ProducerWrites"]
 
 jobs = schema.job_tracking
 steps = schema.job_steps
 _OPEN = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
-_ENDINGS = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +51,19 @@ class IncomingEvent:
 class ProducerWrites:
     """Transactions for the write API; each method validates against the current rows."""
 
-    def __init__(self, store: Store, *, external_id_policy: str = "reject") -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        attach: Callable[[str], str | None],
+        external_id_policy: str = "reject",
+    ) -> None:
+        """``attach(external_job_id)`` names the job an event with only an external ID
+        belongs to (:meth:`joblog.resolve.Resolver.attach`), or None: events-only."""
         self.store = store
         self.external_id_policy = external_id_policy
-        self._engine = store.engine.execution_options(joblog_write=True)
+        self._engine = store.write_engine
+        self._attach = attach
 
     def start_job(
         self,
@@ -86,22 +94,19 @@ class ProducerWrites:
                     raise ExternalIdInUse(external_job_id, holder)
             conn.execute(
                 jobs.insert().values(
-                    id=job_id,
-                    parent_job_id=parent_job_id,
-                    job_type=job_type,
-                    operation=operation,
-                    status=(JobStatus.RUNNING if start else JobStatus.PENDING).value,
-                    external_job_id=external_job_id,
-                    context_id=context_id,
-                    owner=owner,
-                    percent_complete=0,
-                    metadata=dict(metadata) if metadata else None,
-                    planned_steps=[{"name": p.name, "weight": p.weight} for p in planned] or None,
-                    cancel_requested=False,
-                    created_at=now,
-                    started_at=now if start else None,
-                    updated_at=now,
-                    heartbeat_at=now,
+                    rules.new_job_row(
+                        job_id,
+                        job_type,
+                        operation,
+                        now=now,
+                        external_job_id=external_job_id,
+                        context_id=context_id,
+                        owner=owner,
+                        parent_job_id=parent_job_id,
+                        planned=planned,
+                        metadata=metadata,
+                        start=start,
+                    )
                 )
             )
             row = _job_row(conn, job_id)
@@ -116,23 +121,19 @@ class ProducerWrites:
             try:
                 with storage_errors("starting a step"), self._engine.begin() as conn:
                     job = self._open_job(conn, job_id)
-                    planned = {p.name: p.weight for p in job.planned_steps}
-                    seq = conn.execute(
-                        sa.select(sa.func.coalesce(sa.func.max(steps.c.seq), 0) + 1).where(
-                            steps.c.job_id == job_id
-                        )
-                    ).scalar_one()
+                    seq = _next_seq(conn, job_id)
                     step_id = new_step_id()
                     conn.execute(
                         steps.insert().values(
-                            id=step_id,
-                            job_id=job_id,
-                            seq=seq,
-                            name=name,
-                            status=StepStatus.RUNNING.value,
-                            weight=weight if weight is not None else planned.get(name, 1.0),
-                            allow_failure=allow_failure,
-                            started_at=utcnow(),
+                            rules.new_step_row(
+                                step_id,
+                                job_id,
+                                seq,
+                                name,
+                                now=utcnow(),
+                                weight=rules.planned_weight(job.planned_steps, name, weight),
+                                allow_failure=allow_failure,
+                            )
                         )
                     )
                     if job.status is JobStatus.PENDING:
@@ -145,7 +146,7 @@ class ProducerWrites:
                         conn.execute(sa.select(steps).where(steps.c.id == step_id)).mappings().one()
                     )
                 return step_from_row(row)
-            except exc.IntegrityError:
+            except Conflict:
                 continue  # a concurrent start took this seq: read MAX again
         raise InvalidTransition(f"could not number a new step of job {job_id}: too much contention")
 
@@ -187,10 +188,12 @@ class ProducerWrites:
             job = self._open_job(conn, job_id)
             now = utcnow()
             values: dict[str, Any] = {"updated_at": now, "heartbeat_at": now}
-            if percent is not None and percent > job.percent_complete:
-                values["percent_complete"] = percent
+            if percent is not None:
+                moved = rules.next_percent(job.percent_complete, percent)
+                if moved is not None:
+                    values["percent_complete"] = moved
             if status is not None and status is not job.status:
-                if status not in _ENDINGS:
+                if status not in rules.ENDINGS:
                     raise InvalidTransition(f"a job cannot be set back to {status.value}")
                 values.update(self._ending(conn, job, status, error_message, now))
             elif error_message is not None:
@@ -218,7 +221,7 @@ class ProducerWrites:
     def ingest_events(self, batch_key: str, events: Sequence[IncomingEvent]) -> bool:
         """Store a batch once: False (and nothing written) if ``batch_key`` was seen."""
         with storage_errors("storing events"), self._engine.begin() as conn:
-            if not claim_batch_key(conn, f"http:{batch_key}", utcnow()):
+            if not self.store.backend.claim_batch_key(conn, f"http:{batch_key}", utcnow()):
                 return False
             rows: list[EventRow] = []
             step_ids: dict[tuple[str, int], int] = {}
@@ -230,12 +233,7 @@ class ProducerWrites:
                     # Attach the event to the newest job holding this external ID, if any;
                     # otherwise it stays an events-only ID (the log_events tier).
                     if external_id not in by_external:
-                        by_external[external_id] = conn.execute(
-                            sa.select(jobs.c.id)
-                            .where(jobs.c.external_job_id == external_id)
-                            .order_by(jobs.c.created_at.desc())
-                            .limit(1)
-                        ).scalar()
+                        by_external[external_id] = self._attach(external_id)
                     job_id = by_external[external_id]
                 if job_id is not None:
                     if job_id not in jobs_seen:
@@ -256,7 +254,7 @@ class ProducerWrites:
                         to_naive_utc(event.ts),
                     )
                 )
-            insert_events(conn, self.store.dialect, rows)
+            self.store.backend.insert_events(conn, rows)
         return True
 
     @staticmethod
@@ -321,36 +319,67 @@ class ProducerWrites:
         error_message: str | None,
         now: datetime,
     ) -> dict[str, Any]:
-        """Values that end the job; completion is refused after a failed required step."""
-        running = StepStatus.RUNNING.value
-        conn.execute(
-            steps.update()
-            .where(steps.c.job_id == job.id, steps.c.status == running)
-            .values(
-                status=StepStatus.FAILED.value,
-                error_message=f"job ended {status.value} while the step was running",
-                completed_at=now,
-            )
-        )
-        values: dict[str, Any] = {"status": status.value, "completed_at": now}
-        if status is JobStatus.COMPLETED:
-            failed = conn.execute(
-                sa.select(steps.c.name, steps.c.error_message)
-                .where(
-                    steps.c.job_id == job.id,
-                    steps.c.status == StepStatus.FAILED.value,
-                    steps.c.allow_failure == sa.false(),
+        """Fail the running steps, record never-started planned steps as skipped, and
+        return the values that end the job (:func:`joblog.rules.ending`)."""
+        rows = conn.execute(
+            sa.select(steps.c.name, steps.c.status, steps.c.allow_failure, steps.c.error_message)
+            .where(steps.c.job_id == job.id)
+            .order_by(steps.c.seq)
+        ).all()
+        facts = [
+            rules.StepFacts(name, StepStatus(state), bool(optional), error)
+            for name, state, optional, error in rows
+        ]
+        end = rules.ending(status, error_message, facts, job.planned_steps)
+        if end.fail_running:
+            conn.execute(
+                steps.update()
+                .where(steps.c.job_id == job.id, steps.c.status == StepStatus.RUNNING.value)
+                .values(
+                    status=StepStatus.FAILED.value,
+                    error_message=end.running_error,
+                    completed_at=now,
                 )
-                .order_by(steps.c.seq)
-            ).all()
-            if failed:
-                names = ", ".join(repr(name) for name, _ in failed)
-                values["status"] = JobStatus.FAILED.value
-                values["error_message"] = f"step {names} failed: {failed[0][1] or 'failed'}"
-                return values
-            values["percent_complete"] = 100
-        values["error_message"] = error_message
+            )
+        if end.skip_planned:
+            seq = (
+                len(rows)
+                and conn.execute(
+                    sa.select(sa.func.max(steps.c.seq)).where(steps.c.job_id == job.id)
+                ).scalar_one()
+            )
+            conn.execute(
+                steps.insert(),
+                [
+                    rules.new_step_row(
+                        new_step_id(),
+                        job.id,
+                        seq + offset,
+                        name,
+                        now=now,
+                        weight=rules.planned_weight(job.planned_steps, name, None),
+                        status=StepStatus.SKIPPED,
+                        error_message=end.skip_reason,
+                    )
+                    for offset, name in enumerate(end.skip_planned, start=1)
+                ],
+            )
+        values: dict[str, Any] = {
+            "status": end.status.value,
+            "completed_at": now,
+            "error_message": end.error_message,
+        }
+        if end.percent is not None:
+            values["percent_complete"] = end.percent
         return values
+
+
+def _next_seq(conn: sa.Connection, job_id: str) -> int:
+    """MAX(seq) + 1 of the job's steps (the unique (job_id, seq) index settles races)."""
+    seq = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.max(steps.c.seq), 0) + 1).where(steps.c.job_id == job_id)
+    ).scalar_one()
+    return int(seq)
 
 
 def _job_row(conn: sa.Connection, job_id: str, *, for_update: bool = False) -> Any:

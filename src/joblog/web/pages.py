@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from joblog.exceptions import JobNotFound, StorageError
 from joblog.model import JobStatus, JobSummary, ResolvedBy
 from joblog.resolve import Resolver
-from joblog.storage.reads import JobFilter
+from joblog.storage.queries import JobFilter
 from joblog.storage.store import Store
 from joblog.web.errors import failed_step_name, readable_error
 from joblog.web.render import render
@@ -90,15 +90,17 @@ def jobs_page(
     if len(query) > MAX_QUERY_LENGTH or (job_type is not None and len(job_type) > 50):
         return _problem(400, "Search too long", "IDs have at most 255 characters.")
     try:
-        if query and _is_known_id(store, resolver, query):
+        if query and _is_known_id(resolver, query):
             return RedirectResponse(job_href(query), status_code=303)
         filters = JobFilter(
             status=(status,) if status else (),
             job_type=job_type,
             external_id_prefix=query or None,
         )
-        jobs = store.list_jobs(filters, limit=LIST_LIMIT * 2)
-        everything = store.list_jobs(JobFilter(), limit=200) if filters != JobFilter() else jobs
+        jobs = store.reads.list_jobs(filters, limit=LIST_LIMIT * 2)
+        everything = (
+            store.reads.list_jobs(JobFilter(), limit=200) if filters != JobFilter() else jobs
+        )
     except StorageError as exc:
         return _problem(503, "The database cannot be reached", str(exc))
     with_children = children == "1"
@@ -120,12 +122,12 @@ def jobs_page(
     )
 
 
-def _is_known_id(store: Store, resolver: Resolver, any_id: str) -> bool:
-    """True when ``any_id`` resolves in full (cheaper than building a summary)."""
+def _is_known_id(resolver: Resolver, any_id: str) -> bool:
+    """True when some tier knows ``any_id`` (cheaper than building a summary)."""
     try:
-        resolver.job_id_for(any_id)
+        resolver.locate(any_id)
     except JobNotFound:
-        return store.get_failover_job(any_id) is not None
+        return False
     return True
 
 

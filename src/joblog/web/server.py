@@ -16,19 +16,25 @@ import uvicorn
 __all__ = ["BackgroundServer", "bind_socket"]
 
 
-def bind_socket(host: str, port: int, *, fallback: bool = True) -> socket.socket:
-    """A listening TCP socket on ``host:port``; a taken port falls back to a free one."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def bind_socket(host: str, port: int, *, fallback: bool = False) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (OSError when impossible); with
+    ``fallback`` a taken port falls back to a free one."""
+    family, kind, proto, _name, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
     try:
-        sock.bind((host, port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError:
+            if not fallback or port == 0:
+                raise
+            sock.bind((address[0], 0, *address[2:]))
+        sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them
     except OSError:
-        if not fallback or port == 0:
-            sock.close()
-            raise
-        sock.bind((host, 0))
-    sock.listen(128)
+        sock.close()
+        raise
     sock.set_inheritable(True)
     return sock
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from joblog._ids import utcnow
 from joblog.storage import schema
-from joblog.storage.engine import storage_errors
-from joblog.storage.reads import to_naive_utc
-from joblog.storage.store import Store, utcnow
+from joblog.storage.rows import to_naive_utc
+from joblog.storage.store import Store
 
 __all__ = ["insert_failover_job"]
 
@@ -46,5 +46,4 @@ def insert_failover_job(
         "updated_at": to_naive_utc(updated_at) if updated_at is not None else created,
         "completed_at": to_naive_utc(completed_at) if completed_at is not None else None,
     }
-    with storage_errors("inserting a failover job"), store.engine.begin() as conn:
-        conn.execute(schema.failover_jobs.insert().values(**row))
+    store.insert_failover_job(row)

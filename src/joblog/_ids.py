@@ -1,4 +1,4 @@
-"""IDs joblog makes itself."""
+"""IDs and timestamps joblog makes itself, without a round trip."""
 
 from __future__ import annotations
 

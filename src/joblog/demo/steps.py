@@ -8,12 +8,19 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from joblog.demo.scenario import Scenario
 from joblog.handles import JobHandle, StepHandle
 
-if TYPE_CHECKING:
-    from joblog.demo import Scenario, Workload
+
+class Workload(Protocol):
+    """What the steps need of the workload running them."""
+
+    on_step: Callable[[JobHandle, str], None] | None
+
+    def pause(self, seconds: float) -> None: ...
+
 
 __all__ = [
     "ATTACH_STEPS",

@@ -13,11 +13,11 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
-from joblog.demo_steps import (
+from joblog.demo.legacy import insert_failover_job
+from joblog.demo.scenario import OWNERS, VM_NAMES, FailoverKind, Scenario, external_id
+from joblog.demo.steps import (
     ATTACH_STEPS,
     FAILOVER_STEPS,
     LIVE_ONLY,
@@ -27,7 +27,6 @@ from joblog.demo_steps import (
 )
 from joblog.handles import JobCancelled, JobHandle
 from joblog.model import JobStatus
-from joblog.storage.legacy import insert_failover_job
 from joblog.tracker import Tracker
 
 __all__ = [
@@ -37,35 +36,11 @@ __all__ = [
     "Scenario",
     "Workload",
     "external_id",
+    "insert_failover_job",
     "insert_legacy_rows",
 ]
 
 log = logging.getLogger("joblog.demo.failover")
-
-VM_NAMES = ("pgtest2", "web-01", "web-02", "erp-app-03", "mail-gw", "fileserver-02", "ad-dc01")
-OWNERS = ("gui:alice@ops", "gui:bob@ops", "scheduler:nightly-dr-test")
-FailoverKind = Literal["live", "test"]
-
-
-def external_id(kind: str, vm: str, unix_time: int) -> str:
-    """The ID the GUI builds: ``unified-live-failover-pgtest2-1758553933``."""
-    return f"unified-{kind}-failover-{vm}-{unix_time}"
-
-
-@dataclass
-class Scenario:
-    """One simulated failover: which VM, live or test, and where (if anywhere) it fails."""
-
-    vm: str
-    kind: FailoverKind = "live"
-    fail_at: str | None = None
-    disks: int = 2
-    unix_time: int = field(default_factory=lambda: int(time.time()))
-    seed: int = 0
-
-    @property
-    def external_job_id(self) -> str:
-        return external_id(self.kind, self.vm, self.unix_time)
 
 
 class Workload:

@@ -1,0 +1,162 @@
+"""The interface every backend module implements, with the behaviour most share.
+
+:class:`Backend` names every decision that depends on the database: engine settings,
+how a driver error is classified, the bulk insert of log events, the batch-key claim,
+several reads in one round trip, the migration lock, online DDL and index renames.
+Everything else in joblog is written once, in SQLAlchemy Core, for all of them. A new
+backend is one module beside this one and one entry in the package's registry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+if TYPE_CHECKING:
+    from alembic.operations import Operations
+    from sqlalchemy.sql.compiler import SQLCompiler
+
+    from joblog._ops import EventRow
+
+__all__ = ["Backend", "DialectName", "ErrorKind", "Purpose", "Rare", "Rows"]
+
+#: The rows of one read, as mappings of column name to value.
+Rows = Sequence[Mapping[Any, Any]]
+
+DialectName = Literal["sqlite", "postgresql", "mysql"]
+#: What an engine is for: reads (autocommit, no pre-ping), writes, or a migration run.
+Purpose = Literal["read", "write", "migrate"]
+
+
+class ErrorKind(enum.Enum):
+    """How a driver error is treated; :func:`joblog.storage.engine.translate` maps it."""
+
+    UNAVAILABLE = "unavailable"  # not reachable, or the link broke: retry later
+    TRANSIENT = "transient"  # a lock timeout, a deadlock, a restart: retry later
+    CONFLICT = "conflict"  # a unique constraint refused the row
+    REJECTED = "rejected"  # a value the database refuses (type, size, encoding, FK)
+    PERMANENT = "permanent"  # anything else that will fail again the same way
+
+
+class Backend:
+    """The default behaviour; each backend module overrides what differs."""
+
+    name: ClassVar[DialectName]
+    #: The driver SQLAlchemy should use when a URL names only the database.
+    default_driver: ClassVar[str]
+
+    # -- engines ------------------------------------------------------------------------
+
+    def url_options(self, url: sa.URL) -> tuple[sa.URL, dict[str, Any]]:
+        """``url`` without joblog's own query parameters, and the connect arguments they
+        stand for (ConfigError for a bad value)."""
+        return url, {}
+
+    def engine_kwargs(self, url: sa.URL, purpose: Purpose) -> dict[str, Any]:
+        """Keyword arguments for :func:`sqlalchemy.create_engine`."""
+        return {}
+
+    def prepare_engine(self, engine: sa.Engine, purpose: Purpose) -> None:
+        """Install event listeners the backend needs (SQLite pragmas, BEGIN IMMEDIATE)."""
+
+    def is_private_memory(self, url: sa.URL) -> bool:
+        """True when the database exists only inside one engine (in-memory SQLite)."""
+        return False
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def classify(self, error: BaseException) -> ErrorKind | None:
+        """The kind of a DBAPI error of this backend's driver; None: use PEP 249's classes."""
+        return None
+
+    # -- writing --------------------------------------------------------------------------
+
+    def insert_events(self, connection: sa.Connection, rows: Sequence[EventRow]) -> None:
+        """Bulk-insert log events with the driver's fastest path."""
+        raise NotImplementedError
+
+    def claim_batch_key(self, connection: sa.Connection, batch_key: str, now: datetime) -> bool:
+        """Record ``batch_key`` in the caller's transaction in one statement; False when
+        it was already there (the batch was stored before)."""
+        raise NotImplementedError
+
+    # -- reading --------------------------------------------------------------------------
+
+    def run_many(
+        self, connection: sa.Connection, statements: Sequence[tuple[sa.Executable, dict[str, Any]]]
+    ) -> list[Rows]:
+        """Several reads; one after another unless the backend can send them at once."""
+        return [list(connection.execute(stmt, params).mappings()) for stmt, params in statements]
+
+    # -- schema changes -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def migration_lock(self, connection: sa.Connection, name: str) -> Iterator[None]:
+        """Hold a lock that serialises migrations of one database across processes."""
+        yield
+
+    def add_column_online(self, op: Operations, table: str, column_ddl: str) -> None:
+        """Add a nullable column without blocking writers; may be run again."""
+        op.execute(f"ALTER TABLE {table} ADD COLUMN {column_ddl}")
+
+    def create_index_online(
+        self, op: Operations, name: str, table: str, columns: Sequence[str], *, unique: bool = False
+    ) -> None:
+        """Build an index without blocking writers; may be run again."""
+        kind = "UNIQUE INDEX" if unique else "INDEX"
+        op.execute(f"CREATE {kind} IF NOT EXISTS {name} ON {table} ({', '.join(columns)})")
+
+    def drop_index_online(self, op: Operations, name: str, table: str) -> None:
+        op.execute(f"DROP INDEX IF EXISTS {name}")
+
+    def drop_column_online(
+        self, op: Operations, table: str, column: str, indexes: Sequence[str] = ()
+    ) -> None:
+        """Drop a column and the indexes over it (indexes first: SQLite drops only a
+        column that no index refers to) without blocking writers where the backend can."""
+        for index in indexes:
+            self.drop_index_online(op, index, table)
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+
+    def rename_index_statements(
+        self,
+        dialect: sa.Dialect,
+        table: str,
+        old_name: str,
+        new_name: str,
+        columns: Sequence[str],
+        unique: bool,
+    ) -> list[str]:
+        """The DDL that renames an index (SQLite has no RENAME: drop and build again)."""
+        quote = dialect.identifier_preparer.quote
+        cols = ", ".join(quote(column) for column in columns)
+        kind = "UNIQUE INDEX" if unique else "INDEX"
+        return [
+            f"DROP INDEX {quote(old_name)}",
+            f"CREATE {kind} {quote(new_name)} ON {quote(table)} ({cols})",
+        ]
+
+
+class Rare(FunctionElement[bool]):
+    """A condition that few rows meet (``rare(parent_job_id = :id)``).
+
+    Plain SQL on most backends; SQLite's planner gets a likelihood hint (see
+    :mod:`joblog.storage.dialects.sqlite`).
+    """
+
+    inherit_cache = True
+    name = "rare"
+    type = sa.Boolean()
+
+
+@compiles(Rare)
+def _compile_rare(element: Rare, compiler: SQLCompiler, **kw: Any) -> str:
+    (condition,) = element.clauses
+    return str(compiler.process(condition, **kw))

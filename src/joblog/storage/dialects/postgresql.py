@@ -1,0 +1,199 @@
+"""PostgreSQL (psycopg 3): COPY for events, pipelined reads, advisory locks, CONCURRENTLY.
+
+``prepare_threshold`` (psycopg's auto-prepare after N executions of a statement) can be
+set per database URL, ``?prepare_threshold=none`` turning it off: PgBouncer in
+transaction pooling mode hands each transaction any server connection, where a
+statement prepared on another one does not exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from joblog.exceptions import ConfigError, StorageError
+from joblog.storage import schema
+from joblog.storage.dialects.base import Backend, ErrorKind, Purpose, Rows
+
+if TYPE_CHECKING:
+    from alembic.operations import Operations
+
+    from joblog._ops import EventRow
+
+__all__ = ["NETWORK_TIMEOUT_S", "PostgreSQL", "prepare_threshold_of"]
+
+#: Seconds a server connection may stay silent mid-request before it counts as broken.
+NETWORK_TIMEOUT_S = 30
+LOCK_TIMEOUT_S = 120.0
+_COPY = "COPY log_events (job_id, step_id, external_job_id, level, message, attrs, ts) FROM STDIN"
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001"})
+_TRANSIENT_STATES = frozenset({"40001", "40P01", "55P03", "57014", "55006"})
+
+
+def prepare_threshold_of(url: sa.URL) -> tuple[sa.URL, int | str | None]:
+    """``url`` without joblog's ``prepare_threshold`` query parameter, and its value
+    (``"default"`` when absent: psycopg's own default)."""
+    raw = url.query.get("prepare_threshold")
+    if raw is None:
+        return url, "default"
+    text = str(raw[-1] if isinstance(raw, tuple) else raw).strip().lower()
+    value: int | None = None if text in ("none", "off", "") else int(text)
+    return url.difference_update_query(["prepare_threshold"]), value
+
+
+class PostgreSQL(Backend):
+    name = "postgresql"
+    default_driver = "postgresql+psycopg"
+
+    def url_options(self, url: sa.URL) -> tuple[sa.URL, dict[str, Any]]:
+        """``?prepare_threshold=none`` (or a number) sets psycopg's ``prepare_threshold``:
+        ``none`` for PgBouncer in transaction mode, which cannot keep prepared statements."""
+        try:
+            url, threshold = prepare_threshold_of(url)
+        except ValueError as error:
+            raise ConfigError(f"prepare_threshold must be a number or none: {error}") from error
+        return url, ({} if threshold == "default" else {"prepare_threshold": threshold})
+
+    def engine_kwargs(self, url: sa.URL, purpose: Purpose) -> dict[str, Any]:
+        connect_args: dict[str, Any] = {
+            "connect_timeout": 5,
+            # A silent network partition must not hang a writer forever: bound how long
+            # sent data may go unacknowledged, and probe idle connections.
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "tcp_user_timeout": NETWORK_TIMEOUT_S * 1000,
+        }
+        return {"connect_args": connect_args}
+
+    def classify(self, error: BaseException) -> ErrorKind | None:
+        import psycopg
+
+        if not isinstance(error, psycopg.Error):
+            return None
+        state = getattr(error, "sqlstate", None)
+        if state is None:
+            # No server answer at all: the connection failed or was closed under us.
+            if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+                return ErrorKind.UNAVAILABLE
+            return ErrorKind.PERMANENT
+        if state in _UNAVAILABLE_STATES or state.startswith("08"):
+            return ErrorKind.UNAVAILABLE
+        if state in _TRANSIENT_STATES or state.startswith("53"):
+            return ErrorKind.TRANSIENT
+        if state == "23505":
+            return ErrorKind.CONFLICT
+        if state.startswith(("22", "23", "54")):
+            return ErrorKind.REJECTED
+        return ErrorKind.PERMANENT
+
+    def insert_events(self, connection: sa.Connection, rows: Sequence[EventRow]) -> None:
+        dbapi: Any = connection.connection.dbapi_connection
+        with dbapi.cursor() as cursor, cursor.copy(_COPY) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def claim_batch_key(self, connection: sa.Connection, batch_key: str, now: datetime) -> bool:
+        table = schema.ingest_batches
+        claimed = connection.execute(
+            pg_insert(table)
+            .values(batch_key=batch_key, created_at=now)
+            .on_conflict_do_nothing()
+            .returning(table.c.batch_key)
+        ).first()
+        return claimed is not None
+
+    def run_many(
+        self, connection: sa.Connection, statements: Sequence[tuple[sa.Executable, dict[str, Any]]]
+    ) -> list[Rows]:
+        """All statements in one round trip (psycopg's pipeline mode)."""
+        dbapi: Any = connection.connection.dbapi_connection
+        compiled = [(_compiled(stmt, connection.dialect), params) for stmt, params in statements]
+        cursors = []
+        with dbapi.pipeline():
+            for (sql, defaults), params in compiled:
+                cursor = dbapi.cursor()
+                cursor.execute(sql, {**defaults, **params})
+                cursors.append(cursor)
+        results: list[Rows] = []
+        for cursor in cursors:
+            names = [column[0] for column in cursor.description]
+            results.append([dict(zip(names, row, strict=True)) for row in cursor.fetchall()])
+            cursor.close()
+        return results
+
+    @contextlib.contextmanager
+    def migration_lock(self, connection: sa.Connection, name: str) -> Iterator[None]:
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        lock = connection.execution_options(isolation_level="AUTOCOMMIT")
+        # Poll instead of pg_advisory_lock(): a session waiting inside a statement holds a
+        # snapshot, and CREATE INDEX CONCURRENTLY in the lock holder would wait for that
+        # snapshot, which waits for the lock: a deadlock.
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while not lock.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
+            if time.monotonic() > deadline:
+                raise StorageError("timed out waiting for another joblog migration")
+            time.sleep(0.05)
+        try:
+            yield
+        finally:
+            lock.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+    def add_column_online(self, op: Operations, table: str, column_ddl: str) -> None:
+        # A nullable column without a volatile default is a catalog-only change.
+        op.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column_ddl}")
+
+    def create_index_online(
+        self, op: Operations, name: str, table: str, columns: Sequence[str], *, unique: bool = False
+    ) -> None:
+        kind = "UNIQUE INDEX" if unique else "INDEX"
+        with op.get_context().autocommit_block():
+            # A failed CONCURRENTLY build leaves an INVALID index behind; drop it first.
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            op.execute(f"CREATE {kind} CONCURRENTLY {name} ON {table} ({', '.join(columns)})")
+
+    def drop_index_online(self, op: Operations, name: str, table: str) -> None:
+        with op.get_context().autocommit_block():
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+
+    def drop_column_online(
+        self, op: Operations, table: str, column: str, indexes: Sequence[str] = ()
+    ) -> None:
+        for index in indexes:
+            self.drop_index_online(op, index, table)
+        op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}")
+
+    def rename_index_statements(
+        self,
+        dialect: sa.Dialect,
+        table: str,
+        old_name: str,
+        new_name: str,
+        columns: Sequence[str],
+        unique: bool,
+    ) -> list[str]:
+        quote = dialect.identifier_preparer.quote
+        # Renaming a unique constraint's index renames the constraint with it.
+        return [f"ALTER INDEX {quote(old_name)} RENAME TO {quote(new_name)}"]
+
+
+_COMPILED: dict[tuple[int, str], tuple[str, dict[str, Any]]] = {}
+
+
+def _compiled(statement: sa.Executable, dialect: sa.Dialect) -> tuple[str, dict[str, Any]]:
+    """The SQL text and default parameters of a statement, compiled once per dialect."""
+    key = (id(statement), dialect.name)
+    found = _COMPILED.get(key)
+    if found is None:
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        found = (str(compiled), dict(compiled.params))
+        _COMPILED[key] = found
+    return found

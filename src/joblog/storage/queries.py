@@ -1,0 +1,239 @@
+"""Every read statement joblog runs, each written once in SQLAlchemy Core.
+
+The resolution tiers' probes are here too (``TIER_*``); :mod:`joblog.resolve` declares
+their order, and :func:`first_hit` / :func:`first_hit_with_job` build the one statement
+that tries them in that order. Statements with a fixed shape are module constants, so
+SQLAlchemy compiles each once; listings are built from their filters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from joblog.model import JobStatus, Level
+from joblog.storage import schema
+from joblog.storage.dialects import Rare
+from joblog.storage.rows import to_naive_utc
+
+__all__ = [
+    "CHILDREN_OF",
+    "EVENTS_BY_EXTERNAL_ID",
+    "FAILOVER_JOB",
+    "HIT_SEPARATOR",
+    "JOB",
+    "PING",
+    "RECENT_DURATIONS",
+    "RECENT_EVENTS",
+    "RUNNING_WITH_EXTERNAL_ID",
+    "STEPS_OF",
+    "TIER_EXTERNAL_JOB_ID",
+    "TIER_FAILOVER_JOBS",
+    "TIER_JOB_ID",
+    "TIER_LOG_EVENTS",
+    "EventFilter",
+    "JobFilter",
+    "event_list",
+    "first_hit",
+    "first_hit_with_job",
+    "job_list",
+]
+
+jobs = schema.job_tracking
+steps = schema.job_steps
+events = schema.log_events
+failover = schema.failover_jobs
+
+_any_id = sa.bindparam("any_id", type_=sa.String)
+_job_id = sa.bindparam("job_id", type_=sa.String)
+_OPEN = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
+_NEWEST = (jobs.c.created_at.desc(), jobs.c.id.desc())
+
+# -- resolution tiers ----------------------------------------------------------------------
+# Each probe selects one text column that is non-NULL exactly when the tier knows
+# ``:any_id``: the job's ID, '' for events that name no job, the legacy row's job_id.
+
+TIER_JOB_ID = sa.select(jobs.c.id).where(jobs.c.id == _any_id)
+TIER_EXTERNAL_JOB_ID = (
+    sa.select(jobs.c.id).where(jobs.c.external_job_id == _any_id).order_by(*_NEWEST).limit(1)
+)
+TIER_LOG_EVENTS = (
+    sa.select(sa.func.coalesce(events.c.job_id, ""))
+    .where(events.c.external_job_id == _any_id)
+    .order_by(events.c.id.desc())
+    .limit(1)
+)
+TIER_FAILOVER_JOBS = sa.select(failover.c.job_id).where(failover.c.job_id == _any_id)
+
+#: Between a tier's position and what it found, in a hit: ``"2:<job id>"``.
+HIT_SEPARATOR = ":"
+
+
+def first_hit(probes: Sequence[sa.Select[Any]]) -> sa.Select[Any]:
+    """One row, one column ``hit``: ``"<position>:<value>"`` of the first probe (1-based)
+    that finds ``:any_id``, or NULL.
+
+    COALESCE evaluates its arguments in order and stops at the first non-NULL one, so a
+    hit on an early tier never runs the later probes (a long job's events are not read
+    to answer a lookup by UUID).
+    """
+    if not 1 <= len(probes) <= 9:
+        raise ValueError("between 1 and 9 tiers")
+    tagged = [
+        sa.literal(f"{position}{HIT_SEPARATOR}", sa.String) + probe.scalar_subquery()
+        for position, probe in enumerate(probes, start=1)
+    ]
+    hit = tagged[0] if len(tagged) == 1 else sa.func.coalesce(*tagged)
+    return sa.select(hit.label("hit"))
+
+
+def first_hit_with_job(probes: Sequence[sa.Select[Any]]) -> sa.Select[Any]:
+    """:func:`first_hit` and, when the hit names a job, that job's row: one round trip."""
+    located = first_hit(probes).subquery("located")
+    job_id = sa.func.substr(located.c.hit, 3)
+    return sa.select(located.c.hit, jobs).select_from(located.outerjoin(jobs, jobs.c.id == job_id))
+
+
+# -- one job ---------------------------------------------------------------------------------
+
+JOB = sa.select(jobs).where(jobs.c.id == _job_id)
+STEPS_OF = sa.select(steps).where(steps.c.job_id == _job_id).order_by(steps.c.seq)
+RECENT_EVENTS = (
+    sa.select(events)
+    .where(events.c.job_id == _job_id)
+    .order_by(events.c.id.desc())
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+EVENTS_BY_EXTERNAL_ID = (
+    sa.select(events)
+    .where(events.c.external_job_id == sa.bindparam("external_job_id", type_=sa.String))
+    .order_by(events.c.id.desc())
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+CHILDREN_OF = (
+    sa.select(jobs).where(Rare(jobs.c.parent_job_id == _job_id)).order_by(jobs.c.created_at)
+)
+FAILOVER_JOB = sa.select(failover).where(failover.c.job_id == _job_id)
+RUNNING_WITH_EXTERNAL_ID = (
+    sa.select(jobs.c.id)
+    .where(
+        jobs.c.external_job_id == sa.bindparam("external_job_id", type_=sa.String),
+        jobs.c.status.in_(_OPEN),
+    )
+    .limit(1)
+)
+RECENT_DURATIONS = (
+    sa.select(jobs.c.started_at, jobs.c.completed_at)
+    .where(
+        jobs.c.job_type == sa.bindparam("job_type", type_=sa.String),
+        jobs.c.operation == sa.bindparam("operation", type_=sa.String),
+        jobs.c.status == JobStatus.COMPLETED.value,
+        jobs.c.started_at.is_not(None),
+        jobs.c.completed_at.is_not(None),
+    )
+    .order_by(jobs.c.created_at.desc())
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+PING = sa.select(sa.literal(1))
+
+
+# -- listings --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Filters for listing jobs; every field is optional."""
+
+    status: Sequence[str] = ()
+    job_type: str | None = None
+    context_id: str | None = None
+    owner: str | None = None
+    external_id_prefix: str | None = None
+    parent_job_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Filters for a job's log events; every field is optional."""
+
+    min_level: Level | None = None
+    step_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    contains: str | None = None
+
+
+_LEVELS_AT_LEAST = {
+    level: [other.value for other in Level if other.rank >= level.rank] for level in Level
+}
+
+
+def job_list(
+    filters: JobFilter, limit: int, before: tuple[datetime, str] | None = None
+) -> sa.Select[Any]:
+    """Jobs newest first; ``before`` is the (created_at, id) of the previous page's last."""
+    query = sa.select(jobs).order_by(*_NEWEST).limit(limit)
+    if filters.status:
+        query = query.where(jobs.c.status.in_(list(filters.status)))
+    for column, value in (
+        (jobs.c.job_type, filters.job_type),
+        (jobs.c.context_id, filters.context_id),
+        (jobs.c.owner, filters.owner),
+        (jobs.c.parent_job_id, filters.parent_job_id),
+    ):
+        if value:
+            query = query.where(column == value)
+    if filters.external_id_prefix:
+        query = query.where(
+            jobs.c.external_job_id.startswith(filters.external_id_prefix, autoescape=True)
+        )
+    if filters.since:
+        query = query.where(jobs.c.created_at >= to_naive_utc(filters.since))
+    if filters.until:
+        query = query.where(jobs.c.created_at < to_naive_utc(filters.until))
+    if before is not None:
+        created, job_id = to_naive_utc(before[0]), before[1]
+        query = query.where(
+            sa.or_(
+                jobs.c.created_at < created,
+                sa.and_(jobs.c.created_at == created, jobs.c.id < job_id),
+            )
+        )
+    return query
+
+
+def event_list(
+    *,
+    job_id: str | None,
+    external_job_id: str | None,
+    filters: EventFilter,
+    after_id: int | None,
+    limit: int,
+) -> sa.Select[Any]:
+    """A job's events (by job, else by external ID) in insertion order, after ``after_id``."""
+    query = sa.select(events).order_by(events.c.id).limit(limit)
+    if job_id is not None:
+        query = query.where(events.c.job_id == job_id)
+    elif external_job_id is not None:
+        query = query.where(events.c.external_job_id == external_job_id)
+    else:
+        raise ValueError("event_list needs job_id or external_job_id")
+    if after_id is not None:
+        query = query.where(events.c.id > after_id)
+    if filters.min_level is not None and filters.min_level is not Level.DEBUG:
+        query = query.where(events.c.level.in_(_LEVELS_AT_LEAST[filters.min_level]))
+    if filters.step_id is not None:
+        query = query.where(events.c.step_id == filters.step_id)
+    if filters.since is not None:
+        query = query.where(events.c.ts >= to_naive_utc(filters.since))
+    if filters.until is not None:
+        query = query.where(events.c.ts < to_naive_utc(filters.until))
+    if filters.contains:
+        query = query.where(events.c.message.contains(filters.contains, autoescape=True))
+    return query

@@ -1,0 +1,128 @@
+"""Rows to the plain dataclasses of :mod:`joblog.model`, in one place for every read.
+
+Timestamps come back as aware UTC datetimes; JSON columns decoded (LONGTEXT JSON of
+an adopted MariaDB database arrives as text and is parsed here).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from joblog.model import (
+    Job,
+    JobStatus,
+    LegacyFailoverJob,
+    Level,
+    LogEvent,
+    PlannedStep,
+    Step,
+    StepStatus,
+)
+
+__all__ = [
+    "event_from_row",
+    "job_from_row",
+    "legacy_from_row",
+    "step_from_row",
+    "to_naive_utc",
+]
+
+
+def to_naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _json(value: Any) -> Any:
+    # JSON columns come back decoded, except LONGTEXT attrs of older rows read raw.
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return {"raw": value}
+    return value
+
+
+def job_from_row(row: Mapping[Any, Any]) -> Job:
+    planned = _json(row["planned_steps"]) or []
+    created = _aware(row["created_at"])
+    assert created is not None
+    return Job(
+        id=row["id"],
+        job_type=row["job_type"],
+        operation=row["operation"],
+        status=JobStatus(row["status"]),
+        created_at=created,
+        parent_job_id=row["parent_job_id"],
+        external_job_id=row["external_job_id"],
+        context_id=row["context_id"],
+        owner=row["owner"],
+        percent_complete=int(row["percent_complete"] or 0),
+        metadata=_json(row["metadata"]),
+        error_message=row["error_message"],
+        started_at=_aware(row["started_at"]),
+        completed_at=_aware(row["completed_at"]),
+        updated_at=_aware(row["updated_at"]),
+        heartbeat_at=_aware(row["heartbeat_at"]),
+        cancel_requested=bool(row["cancel_requested"]),
+        planned_steps=tuple(
+            PlannedStep(str(p["name"]), float(p.get("weight", 1.0))) for p in planned
+        ),
+    )
+
+
+def step_from_row(row: Mapping[Any, Any]) -> Step:
+    return Step(
+        id=int(row["id"]),
+        job_id=row["job_id"],
+        seq=int(row["seq"]),
+        name=row["name"],
+        status=StepStatus(row["status"]),
+        started_at=_aware(row["started_at"]),
+        completed_at=_aware(row["completed_at"]),
+        error_message=row["error_message"],
+        weight=float(row["weight"]),
+        allow_failure=bool(row["allow_failure"]),
+    )
+
+
+def event_from_row(row: Mapping[Any, Any]) -> LogEvent:
+    ts = _aware(row["ts"])
+    assert ts is not None
+    return LogEvent(
+        id=int(row["id"]),
+        job_id=row["job_id"],
+        step_id=row["step_id"],
+        external_job_id=row["external_job_id"],
+        level=Level(row["level"]),
+        message=row["message"],
+        attrs=_json(row["attrs"]),
+        ts=ts,
+    )
+
+
+def legacy_from_row(row: Mapping[Any, Any]) -> LegacyFailoverJob:
+    return LegacyFailoverJob(
+        id=int(row["id"]),
+        job_id=row["job_id"],
+        vm_id=row["vm_id"],
+        job_type=row["job_type"],
+        status=row["status"],
+        source_vm_name=row["source_vm_name"],
+        error_message=row["error_message"],
+        created_at=_aware(row["created_at"]),
+        updated_at=_aware(row["updated_at"]),
+        completed_at=_aware(row["completed_at"]),
+    )
