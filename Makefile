@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint fmt bench reliability browser-deps clean
+.PHONY: install demo test lint fmt bench reliability screenshot browser-deps clean
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ bench: install
 # Injects the faults of tests/reliability and writes what they measured to docs/RELIABILITY.md.
 reliability: install
 	JOBLOG_RELIABILITY_REPORT=docs/RELIABILITY.md $(BIN)/python -m pytest tests/reliability -q
+
+# Refreshes the README's picture of the dashboard (make test writes it to a temporary file).
+screenshot: install browser-deps
+	JOBLOG_SCREENSHOT=docs/dashboard.png $(BIN)/python -m pytest tests/browser -q -k screenshot
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -132,6 +131,3 @@ def page(browser: object) -> Iterator[object]:
 def unique_vm(base: str) -> str:
     """A VM name unique in this session, so external IDs never collide within a second."""
     return f"{base}{next(_VM_NUMBERS)}"
-
-
-DOCS = Path(__file__).resolve().parents[2] / "docs"
