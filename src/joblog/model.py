@@ -80,6 +80,7 @@ class ResolvedBy(enum.StrEnum):
 
     JOB_ID = "job_id"
     EXTERNAL_JOB_ID = "external_job_id"
+    CONTEXT_ID = "context_id"
     LOG_EVENTS = "log_events"
     FAILOVER_JOBS = "failover_jobs"
 
@@ -162,6 +163,9 @@ class LegacyFailoverJob:
     created_at: datetime | None
     updated_at: datetime | None
     completed_at: datetime | None
+    #: Present on the origin platform's table (joblog's own copy of it may lack them).
+    started_at: datetime | None = None
+    destination_vm_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,9 @@
 
 1. ``job_id``: the internal UUID (job_tracking.id)
 2. ``external_job_id``: job_tracking.external_job_id, newest job first
-3. ``log_events``: log_events.external_job_id, for producers that never created a job row
-4. ``failover_jobs``: the older system's failover_jobs.job_id
+3. ``context_id``: job_tracking.context_id (e.g. the VM context the GUI knows), newest first
+4. ``log_events``: log_events.external_job_id, for producers that never created a job row
+5. ``failover_jobs``: the older system's failover_jobs.job_id
 
 Otherwise :class:`JobNotFound`. Each tier is a probe in :mod:`joblog.storage.queries`;
 :meth:`Resolver.locate` runs them as one statement built from this declaration (a hit on
@@ -66,18 +67,19 @@ class Tier:
 TIERS: tuple[Tier, ...] = (
     Tier(ResolvedBy.JOB_ID, queries.TIER_JOB_ID),
     Tier(ResolvedBy.EXTERNAL_JOB_ID, queries.TIER_EXTERNAL_JOB_ID),
+    Tier(ResolvedBy.CONTEXT_ID, queries.TIER_CONTEXT_ID),
     Tier(ResolvedBy.LOG_EVENTS, queries.TIER_LOG_EVENTS),
     Tier(ResolvedBy.FAILOVER_JOBS, queries.TIER_FAILOVER_JOBS),
 )
 
-#: Tiers whose hit is a job row: what a write to "a job" may name.
+#: What a write to "a job" may name: its UUID or its external ID.
 JOB_TIERS: tuple[Tier, ...] = TIERS[:2]
 
 #: Tiers through which an incoming event's ``external_job_id`` attaches it to a job.
 ATTACH_TIERS: tuple[Tier, ...] = tuple(t for t in TIERS if t.name is ResolvedBy.EXTERNAL_JOB_ID)
 
 #: Tiers whose hit is the ID of a job row.
-_NAMES_A_JOB = frozenset({ResolvedBy.JOB_ID, ResolvedBy.EXTERNAL_JOB_ID})
+_NAMES_A_JOB = frozenset({ResolvedBy.JOB_ID, ResolvedBy.EXTERNAL_JOB_ID, ResolvedBy.CONTEXT_ID})
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,16 +135,20 @@ def is_resolvable(any_id: object) -> bool:
     return True
 
 
-#: The older system's failover phases in order, with the percent each one stands for.
+#: The older system's failover phases as percents: the origin platform's own map (its
+#: GUI shows these numbers), with every other phase at 50.
 LEGACY_PHASES = {
     "pending": 0,
     "validating": 10,
-    "snapshotting": 30,
+    "snapshotting": 25,
     "creating_vm": 50,
-    "switching_volume": 70,
+    "switching_volume": 75,
     "powering_on": 90,
     "completed": 100,
+    "failed": 0,
+    "cleanup": 100,
 }
+LEGACY_OTHER_PHASE = 50
 _LEGACY_STEPS = ("validating", "snapshotting", "creating_vm", "switching_volume", "powering_on")
 _LEGACY_STATUS = {
     "pending": JobStatus.PENDING,
@@ -153,8 +159,8 @@ _FINISHED = (StepStatus.COMPLETED, StepStatus.SKIPPED)
 
 
 def legacy_percent(status: str) -> int:
-    """A failover_jobs phase as a percent (cleanup and reverting count as nearly done)."""
-    return LEGACY_PHASES.get(status, 95 if status in ("cleanup", "reverting") else 0)
+    """A failover_jobs phase as a percent, as the origin platform reports it."""
+    return LEGACY_PHASES.get(status, LEGACY_OTHER_PHASE)
 
 
 class Resolver:
@@ -185,7 +191,7 @@ class Resolver:
         position, _sep, value = hit.partition(queries.HIT_SEPARATOR)
         tier = tiers[int(position) - 1].name
         if tier in _NAMES_A_JOB:
-            external = any_id if tier is not ResolvedBy.JOB_ID else None
+            external = any_id if tier is ResolvedBy.EXTERNAL_JOB_ID else None
             if job is not None:
                 external = job.external_job_id
             return Located(tier, value, external, job=job)

@@ -91,7 +91,7 @@ class TestTiers:
         insert_legacy(tracker, "failover-legacy-1", "snapshotting")
         summary = tracker.resolve("failover-legacy-1")
         assert summary.resolved_by is ResolvedBy.FAILOVER_JOBS
-        assert summary.progress.percent == legacy_percent("snapshotting") == 30
+        assert summary.progress.percent == legacy_percent("snapshotting") == 25
         assert summary.job.status is JobStatus.RUNNING
         assert summary.progress.current_step == "snapshotting"
         assert summary.legacy is not None and summary.legacy.source_vm_name == "pgtest2"
@@ -144,3 +144,29 @@ class TestSummary:
             pass
         tracker.flush(30)
         assert [j.id for j in tracker.recent_jobs(context_id="vm-pgtest2")] == ids[::-1]
+
+
+class TestContextTier:
+    def test_context_id_finds_the_newest_job_of_the_context(
+        self, tracker: joblog.Tracker
+    ) -> None:
+        with tracker.job("failover", "live", context_id="ctx-pgtest2-20250909-114231"):
+            pass
+        with tracker.job("failover", "test", context_id="ctx-pgtest2-20250909-114231") as newest:
+            pass
+        tracker.flush(30)
+        summary = tracker.resolve("ctx-pgtest2-20250909-114231")
+        assert summary.resolved_by is ResolvedBy.CONTEXT_ID
+        assert summary.job.id == newest.id
+
+    def test_an_external_id_wins_over_a_context_id(self, tracker: joblog.Tracker) -> None:
+        with tracker.job("failover", "live", context_id="same-id"):
+            pass
+        with tracker.job("failover", "live", external_job_id="same-id") as by_external:
+            pass
+        tracker.flush(30)
+        summary = tracker.resolve("same-id")
+        assert (summary.resolved_by, summary.job.id) == (
+            ResolvedBy.EXTERNAL_JOB_ID,
+            by_external.id,
+        )

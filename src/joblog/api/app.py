@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from joblog import __version__
 from joblog._config import DEFAULT_URL
-from joblog.api import routes_jobs, routes_login, routes_ops, routes_write, stream
+from joblog.api import failover, routes_jobs, routes_login, routes_ops, routes_write, stream
 from joblog.api.auth import TokenGuard, bearer_scheme, install_access_control
 from joblog.api.errors import install_error_handlers
 from joblog.api.metrics import MetricsMiddleware, RequestMetrics
@@ -117,6 +117,7 @@ def create_app(
             {401: "No or malformed Authorization header", 403: "Not a read or write token"}
         )
     app.include_router(stream.router, dependencies=read_auth, responses=read_errors)
+    app.include_router(failover.router, dependencies=read_auth, responses=read_errors)
     app.include_router(routes_jobs.router, dependencies=read_auth, responses=read_errors)
     app.include_router(routes_ops.router, responses=read_errors)
     if settings.write_api:

@@ -60,12 +60,6 @@ _SUMMARY_DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/failover/{job_id:path}/status", responses=_SUMMARY_DOC, response_class=Response)
-async def failover_status(job_id: str, request: Request) -> Response:
-    """The seed's endpoint: same resolution and body as ``GET /api/v1/jobs/{any_id}``."""
-    return await status_response(request, job_id)
-
-
 async def status_response(request: Request, any_id: str) -> Response:
     """The resolved summary as JSON: the hot path of every GUI poll.
 

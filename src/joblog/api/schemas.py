@@ -12,9 +12,12 @@ from typing import Any
 from pydantic import BaseModel
 
 __all__ = [
+    "FAILOVER_EXAMPLES",
     "ErrorBody",
     "EventModel",
     "EventPage",
+    "FailoverNotFound",
+    "FailoverStatus",
     "HealthBody",
     "JobModel",
     "JobPage",
@@ -132,3 +135,82 @@ class HealthBody(BaseModel):
     status: str
     database: str
     detail: str | None = None
+
+
+class FailoverStatus(BaseModel):
+    """The origin platform's ``JobStatusResponse`` (``duration`` in nanoseconds)."""
+
+    success: bool
+    message: str
+    job_id: str
+    status: str
+    progress: float
+    start_time: str | None
+    duration: int
+    job_details: dict[str, Any]
+    error: str | None = None
+
+
+class FailoverNotFound(BaseModel):
+    success: bool
+    message: str
+    error: str
+
+
+FAILOVER_EXAMPLES: dict[str, Any] = {
+    "joblog job": {
+        "summary": "A running failover tracked by joblog, found by its external ID",
+        "value": {
+            "success": True,
+            "message": "Job status retrieved successfully",
+            "job_id": "0b6f7d1e-5c1a-4f8e-9d7c-2a1b3c4d5e6f",
+            "status": "running",
+            "progress": 45,
+            "start_time": "2025-09-22T14:32:13.000000Z",
+            "duration": 95000000000,
+            "job_details": {
+                "job_type": "failover",
+                "operation": "unified-live-failover",
+                "context_id": "ctx-pgtest2-20250909-114231",
+                "external_job_id": "unified-live-failover-pgtest2-1758553933",
+                "job_category": "failover",
+                "total_steps": 10,
+                "completed_steps": 4,
+                "failed_steps": 0,
+                "running_steps": 1,
+                "step_completion": 40.0,
+                "error_message": None,
+                "metadata": {"vm_name": "pgtest2", "failover_type": "live"},
+                "tracking_source": "external_job_id_correlation",
+                "gui_job_id": "unified-live-failover-pgtest2-1758553933",
+                "internal_job_id": "0b6f7d1e-5c1a-4f8e-9d7c-2a1b3c4d5e6f",
+                "current_step": "volume-switch",
+                "eta_seconds": 110.0,
+                "steps": [],
+            },
+        },
+    },
+    "legacy row": {
+        "summary": "A row of the older failover_jobs table",
+        "value": {
+            "success": True,
+            "message": "Job status retrieved successfully",
+            "job_id": "failover-20250901-120000",
+            "status": "snapshotting",
+            "progress": 25,
+            "start_time": "2025-09-01T12:00:00.000000Z",
+            "duration": 42000000000,
+            "job_details": {
+                "vm_id": "vm-4711",
+                "vm_name": "pgtest2",
+                "job_type": "live",
+                "destination_vm_id": None,
+                "error_message": None,
+                "started_at": "2025-09-01T12:00:00.000000Z",
+                "completed_at": None,
+                "tracking_source": "legacy_failover_jobs",
+                "metadata": {"vm_name": "pgtest2", "failover_type": "live"},
+            },
+        },
+    },
+}

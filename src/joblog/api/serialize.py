@@ -122,4 +122,6 @@ def summary_to_dict(summary: JobSummary) -> dict[str, Any]:
 
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON; attrs a producer stored as odd types fall back to ``str``."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode(
+        errors="replace"  # a lone surrogate (from a path or a header) is never a 500
+    )

@@ -31,6 +31,7 @@ __all__ = [
     "RECENT_EVENTS",
     "RUNNING_WITH_EXTERNAL_ID",
     "STEPS_OF",
+    "TIER_CONTEXT_ID",
     "TIER_EXTERNAL_JOB_ID",
     "TIER_FAILOVER_JOBS",
     "TIER_JOB_ID",
@@ -60,6 +61,9 @@ _NEWEST = (jobs.c.created_at.desc(), jobs.c.id.desc())
 TIER_JOB_ID = sa.select(jobs.c.id).where(jobs.c.id == _any_id)
 TIER_EXTERNAL_JOB_ID = (
     sa.select(jobs.c.id).where(jobs.c.external_job_id == _any_id).order_by(*_NEWEST).limit(1)
+)
+TIER_CONTEXT_ID = (
+    sa.select(jobs.c.id).where(jobs.c.context_id == _any_id).order_by(*_NEWEST).limit(1)
 )
 TIER_LOG_EVENTS = (
     sa.select(sa.func.coalesce(events.c.job_id, ""))

@@ -125,4 +125,6 @@ def legacy_from_row(row: Mapping[Any, Any]) -> LegacyFailoverJob:
         created_at=_aware(row["created_at"]),
         updated_at=_aware(row["updated_at"]),
         completed_at=_aware(row["completed_at"]),
+        started_at=_aware(row.get("started_at")),
+        destination_vm_id=row.get("destination_vm_id"),
     )
