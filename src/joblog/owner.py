@@ -7,14 +7,17 @@ which job is "ours" and what it releases on close.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any, Generic, Self, TypeVar
 
+from joblog._storable import clean_message
 from joblog.lifecycle import JobLifecycle
 from joblog.model import Level, PlannedStep
-from joblog.stdlib import JobLogHandler, clean_message
+from joblog.stdlib import JobLogHandler
 from joblog.writer import BatchWriter, WriterStats
 
 __all__ = ["STDLIB_LEVELS", "Ids", "JobOwner", "StepSpec", "as_planned"]
@@ -109,9 +112,26 @@ class JobOwner(Generic[J]):
         if self._closed:
             return
         self._closed = True
+        exit_hook = getattr(self, "_exit_hook", None)
+        if exit_hook is not None:
+            atexit.unregister(exit_hook)
         self.uninstall_logging()
         self.writer.close(timeout)
         self._release()
+
+    def _flush_at_exit(self, timeout: float) -> None:
+        """At interpreter exit, store what is queued (at most ``timeout`` seconds) even
+        if the program never called close(): a crash keeps its outcome. The writer is a
+        daemon thread, so without this the last events and job endings would be lost."""
+        ref = weakref.ref(self)
+
+        def flush_at_exit() -> None:
+            owner = ref()
+            if owner is not None and not owner._closed:
+                owner.close(timeout)
+
+        self._exit_hook = flush_at_exit
+        atexit.register(flush_at_exit)
 
     def _release(self) -> None:
         raise NotImplementedError

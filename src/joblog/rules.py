@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from joblog._storable import storable
 from joblog.model import JobStatus, PlannedStep, StepStatus
 
 __all__ = [
@@ -142,7 +143,7 @@ def new_job_row(
         "context_id": context_id,
         "owner": owner,
         "percent_complete": 0,
-        "metadata": dict(metadata) if metadata else None,
+        "metadata": storable(dict(metadata)) if metadata else None,
         "planned_steps": [{"name": p.name, "weight": p.weight} for p in planned] or None,
         "cancel_requested": False,
         "created_at": now,

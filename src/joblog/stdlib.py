@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import traceback
 from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
 from joblog._ops import EventRow
+from joblog._storable import MAX_MESSAGE_CHARS, as_text, clean_message, clean_text, dumps_attrs
 from joblog.lifecycle import current_frame
 from joblog.model import Level
 
-__all__ = ["MAX_MESSAGE_CHARS", "JobLogHandler", "make_event_row", "structlog_processor"]
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "JobLogHandler",
+    "clean_message",
+    "clean_text",
+    "dumps_attrs",
+    "make_event_row",
+    "structlog_processor",
+]
 
-#: Longer messages are stored cut, with a visible marker (fits MySQL's TEXT in utf8mb4).
-MAX_MESSAGE_CHARS = 16_000
 _NO_IDS: tuple[None, None, None] = (None, None, None)
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -104,8 +110,29 @@ _PLAIN_ATTRS_MAX = 4096
 
 
 def make_event_row(item: RawEvent) -> EventRow:
-    """Turn a queued record into a log_events row (runs on the writer thread)."""
+    """Turn a queued record into a log_events row (runs on the writer thread).
+
+    Never raises and never drops the line: every text is made storable (NUL and lone
+    surrogates replaced), attrs that cannot be rendered are stored as their best-effort
+    text, and if even that fails the row keeps the message with a note in its attrs.
+    """
     ids, message, record = item
+    try:
+        return _event_row(ids, message, record)
+    except Exception as error:  # a record whose attrs defeat every rendering
+        note = {
+            "logger": as_text(getattr(record, "name", "?")),
+            "joblog_error": as_text(repr(error)),
+        }
+        ts = datetime.fromtimestamp(getattr(record, "created", 0.0) or 0.0, UTC)
+        level = level_name(getattr(record, "levelno", logging.INFO))
+        return (ids[0], ids[1], ids[2], level, clean_message(as_text(message)), json.dumps(note),
+                ts.replace(tzinfo=None))  # fmt: skip
+
+
+def _event_row(
+    ids: tuple[str | None, int | None, str | None], message: str, record: logging.LogRecord
+) -> EventRow:
     level = _LEVEL_NAMES.get(record.levelno) or level_name(record.levelno)
     ts = datetime.fromtimestamp(record.created, UTC).replace(tzinfo=None)
     if (
@@ -127,53 +154,15 @@ def make_event_row(item: RawEvent) -> EventRow:
             attrs[key] = value
     if record.exc_info and record.exc_info[0] is not None:
         attrs["exc_type"] = record.exc_info[0].__name__
-        attrs["exception"] = "".join(traceback.format_exception(*record.exc_info))
+        try:
+            attrs["exception"] = "".join(traceback.format_exception(*record.exc_info))
+        except Exception as error:  # an exception whose __str__ raises
+            attrs["exception"] = f"<traceback could not be rendered: {error!r}>"
     elif record.exc_text:
         attrs["exception"] = record.exc_text
     if record.stack_info:
         attrs["stack"] = record.stack_info
     return (ids[0], ids[1], ids[2], level, clean_message(message), dumps_attrs(attrs), ts)
-
-
-def clean_message(message: str) -> str:
-    """Cut over-long messages with a marker; NUL cannot be stored in PostgreSQL text."""
-    if "\x00" in message:
-        message = message.replace("\x00", "\ufffd")
-    if len(message) > MAX_MESSAGE_CHARS:
-        cut = len(message) - MAX_MESSAGE_CHARS
-        message = f"{message[:MAX_MESSAGE_CHARS]}… [truncated {cut} characters]"
-    return message
-
-
-def dumps_attrs(attrs: dict[str, Any] | None) -> str | None:
-    """JSON every backend accepts: no NaN/Infinity, no NUL, anything unknown as text."""
-    if not attrs:
-        return None
-    try:
-        text = json.dumps(attrs, default=_json_default, ensure_ascii=False, allow_nan=False)
-    except ValueError:
-        text = json.dumps(_finite(attrs), default=_json_default, ensure_ascii=False)
-    if "\\u0000" in text:
-        text = text.replace("\\u0000", "\\ufffd")
-    return text
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return repr(value)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def structlog_processor(

@@ -11,6 +11,8 @@ from typing import Any, Literal
 from joblog import rules
 from joblog._ids import utcnow
 from joblog._ops import InsertJob, Op, UpdateJob
+from joblog._storable import clean_text
+from joblog.dead_letter import DeadLetter, default_path
 from joblog.exceptions import ConfigError, ExternalIdInUse, JobLogError, StorageUnavailable
 from joblog.handles import JobHandle
 from joblog.lifecycle import JobScope, current_frame
@@ -54,6 +56,9 @@ class Tracker(JobOwner[JobHandle]):
         unattributed_level: int = logging.DEBUG,
         auto_migrate: bool = True,
         store: Store | None = None,
+        dead_letter_path: str | None = None,
+        exit_flush_timeout: float = 5.0,
+        read_flush_timeout: float = 2.0,
     ) -> None:
         if external_id_policy not in ("reject", "allow"):
             raise ConfigError("external_id_policy must be 'reject' or 'allow'")
@@ -76,8 +81,11 @@ class Tracker(JobOwner[JobHandle]):
             full_queue_timeout=full_queue_timeout,
             on_idle=self._heartbeats,
             idle_every=heartbeat_interval,
+            dead_letter=DeadLetter(dead_letter_path or default_path(self.store.local_file)),
         )
         self.resolver = Resolver(self.store)
+        self._read_flush_timeout = read_flush_timeout
+        self._flush_at_exit(exit_flush_timeout)
 
     # -- logging -----------------------------------------------------------------------------
 
@@ -189,6 +197,7 @@ class Tracker(JobOwner[JobHandle]):
             for job in self._running.values():
                 if job.external_job_id == external_job_id:
                     raise ExternalIdInUse(external_job_id, job.id)
+        self._see_own_writes()
         try:
             holder = self.store.reads.running_job_with_external_id(external_job_id)
         except StorageUnavailable:
@@ -203,8 +212,16 @@ class Tracker(JobOwner[JobHandle]):
     # -- reading -----------------------------------------------------------------------------
 
     def resolve(self, any_id: str) -> JobSummary:
-        """Find a job by internal UUID, external ID, log events or legacy failover ID."""
+        """Find a job by internal UUID, external ID, context ID, log events or legacy
+        failover ID. This process's own queued changes are seen (read-your-writes)."""
+        self._see_own_writes()
         return self.resolver.resolve(any_id)
+
+    def _see_own_writes(self) -> None:
+        """Store what this process queued before reading it back (bounded: during an
+        outage the read goes on and sees what the database has)."""
+        if self.writer.pending():
+            self.writer.flush(self._read_flush_timeout)
 
     def recent_jobs(
         self,
@@ -215,6 +232,7 @@ class Tracker(JobOwner[JobHandle]):
         limit: int = 20,
     ) -> list[Job]:
         """Jobs newest first, optionally for one context (e.g. a VM)."""
+        self._see_own_writes()
         return self.store.reads.list_jobs(
             JobFilter(status=tuple(status), job_type=job_type, context_id=context_id), limit=limit
         )
@@ -232,6 +250,8 @@ class Tracker(JobOwner[JobHandle]):
 def _check_text(name: str, value: str, limit: int) -> None:
     if not isinstance(value, str) or not value or len(value) > limit:
         raise ConfigError(f"{name} must be a non-empty string of at most {limit} characters")
+    if clean_text(value) != value:
+        raise ConfigError(f"{name} must not contain NUL or lone surrogates: {value!r}")
 
 
 def _planned(spec: StepSpec) -> PlannedStep:

@@ -147,9 +147,7 @@ class TestSummary:
 
 
 class TestContextTier:
-    def test_context_id_finds_the_newest_job_of_the_context(
-        self, tracker: joblog.Tracker
-    ) -> None:
+    def test_context_id_finds_the_newest_job_of_the_context(self, tracker: joblog.Tracker) -> None:
         with tracker.job("failover", "live", context_id="ctx-pgtest2-20250909-114231"):
             pass
         with tracker.job("failover", "test", context_id="ctx-pgtest2-20250909-114231") as newest:

@@ -108,3 +108,11 @@ class TestStaticFiles:
     @pytest.mark.parametrize("name", ["pages.py", "..%2Fpages.py", "nope.js"])
     def test_refuses_anything_else(self, client: ApiClient, name: str) -> None:
         assert client.get("/static/" + name).status_code == 404
+
+
+@pytest.mark.parametrize("query", ["q=a%00b", "job_type=%00", "q=%ED%A0%80x%00"])
+def test_unusable_searches_are_400_on_every_backend(database_url: str, query: str) -> None:
+    with api_client(create_app(database_url)) as client:
+        response = client.get(f"/?{query}")
+    assert response.status_code == 400
+    assert "Unusable search" in response.text

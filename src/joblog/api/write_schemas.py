@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from joblog._storable import clean_message, dumps_attrs
 from joblog.model import Level
-from joblog.stdlib import clean_message, dumps_attrs
 
 __all__ = [
     "MAX_BATCH_EVENTS",

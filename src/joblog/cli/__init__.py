@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "logs": ("joblog.cli.jobs", "logs_command", None),
     "reap": ("joblog.cli.maintenance", "reap_command", None),
     "prune": ("joblog.cli.maintenance", "prune_command", None),
+    "replay": ("joblog.cli.replay", "replay_command", None),
     "serve": ("joblog.cli.serve", "serve_command", "server"),
     "demo": ("joblog.cli.demo", "demo_command", "server"),
     "bench": ("joblog.cli.bench", "bench", "bench"),

@@ -65,6 +65,14 @@ class Store:
         return self.backend.name
 
     @property
+    def local_file(self) -> str | None:
+        """The path of a SQLite database file (None for servers and memory)."""
+        if self.backend.name != "sqlite" or self._private_memory:
+            return None
+        database = self.url.database
+        return database if database and not database.startswith("file:") else None
+
+    @property
     def reads_are_local(self) -> bool:
         """True for a SQLite file: a read is a local call of microseconds, no network."""
         return self.backend.name == "sqlite" and not self._private_memory

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
+from joblog._storable import clean_text
 from joblog.exceptions import JobNotFound, StorageError
 from joblog.model import JobStatus, JobSummary, ResolvedBy
 from joblog.resolve import Resolver
@@ -89,6 +90,8 @@ def jobs_page(
         return _problem(400, "Unknown status", f"Choose one of: {', '.join(_STATUSES)}.")
     if len(query) > MAX_QUERY_LENGTH or (job_type is not None and len(job_type) > 50):
         return _problem(400, "Search too long", "IDs have at most 255 characters.")
+    if clean_text(query) != query or (job_type is not None and clean_text(job_type) != job_type):
+        return _problem(400, "Unusable search", "A search cannot hold NUL or lone surrogates.")
     try:
         if query and _is_known_id(resolver, query):
             return RedirectResponse(job_href(query), status_code=303)
