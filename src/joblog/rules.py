@@ -131,8 +131,12 @@ def new_job_row(
     planned: Sequence[PlannedStep] = (),
     metadata: Mapping[str, Any] | None = None,
     start: bool = True,
+    exclusive: bool = False,
 ) -> dict[str, Any]:
-    """The job_tracking row of a new job: running (or pending until its first step)."""
+    """The job_tracking row of a new job: running (or pending until its first step).
+
+    ``exclusive``: started under the "reject" policy; while the job is open the database
+    refuses any other exclusive job with the same external ID."""
     return {
         "id": job_id,
         "parent_job_id": parent_job_id,
@@ -146,6 +150,7 @@ def new_job_row(
         "metadata": storable(dict(metadata)) if metadata else None,
         "planned_steps": [{"name": p.name, "weight": p.weight} for p in planned] or None,
         "cancel_requested": False,
+        "exclusive_external_id": exclusive and external_job_id is not None,
         "created_at": now,
         "started_at": now if start else None,
         "updated_at": now,

@@ -13,7 +13,14 @@ from joblog._ids import utcnow
 from joblog._ops import InsertJob, Op, UpdateJob
 from joblog._storable import clean_text
 from joblog.dead_letter import DeadLetter, default_path
-from joblog.exceptions import ConfigError, ExternalIdInUse, JobLogError, StorageUnavailable
+from joblog.exceptions import (
+    ConfigError,
+    Conflict,
+    ExternalIdInUse,
+    JobLogError,
+    StorageError,
+    StorageUnavailable,
+)
 from joblog.handles import JobHandle
 from joblog.lifecycle import JobScope, current_frame
 from joblog.model import Job, JobSummary, Level, PlannedStep
@@ -150,8 +157,9 @@ class Tracker(JobOwner[JobHandle]):
         if owner is not None:
             _check_text("owner", owner, 255)
         planned = [_planned(spec) for spec in steps]
-        if external_job_id is not None and self.external_id_policy == "reject":
-            self._check_external_id_free(external_job_id)
+        exclusive = external_job_id is not None and self.external_id_policy == "reject"
+        if exclusive:
+            self._check_external_id_free(str(external_job_id))
         job = JobHandle(
             self,
             str(uuid.uuid4()),
@@ -161,24 +169,28 @@ class Tracker(JobOwner[JobHandle]):
             planned,
             parent,
         )
-        with self._lock:
-            self._running[job.id] = job
-        self.writer.put_op(
-            InsertJob(
-                rules.new_job_row(
-                    job.id,
-                    job_type,
-                    operation,
-                    now=utcnow(),
-                    external_job_id=external_job_id,
-                    context_id=context_id,
-                    owner=owner,
-                    parent_job_id=parent.id if parent is not None else None,
-                    planned=planned,
-                    metadata=metadata,
-                )
+        insert = InsertJob(
+            rules.new_job_row(
+                job.id,
+                job_type,
+                operation,
+                now=utcnow(),
+                external_job_id=external_job_id,
+                context_id=context_id,
+                owner=owner,
+                parent_job_id=parent.id if parent is not None else None,
+                planned=planned,
+                metadata=metadata,
+                exclusive=exclusive,
             )
         )
+        # An exclusive job is registered once its row won (or was queued in an outage),
+        # so that a refusal always names the job that really holds the ID.
+        claimed = exclusive and self._claim(insert, str(external_job_id))
+        with self._lock:
+            self._running[job.id] = job
+        if not claimed:
+            self.writer.put_op(insert)
         if parent is not None:
             parent.add_child(job)
         return job
@@ -204,6 +216,24 @@ class Tracker(JobOwner[JobHandle]):
             return  # cannot ask now; the in-process check above still holds
         if holder is not None:
             raise ExternalIdInUse(external_job_id, holder)
+
+    def _claim(self, insert: InsertJob, external_job_id: str) -> bool:
+        """Insert an exclusive job's row now, so the database's unique index (not an
+        earlier SELECT) picks the one winner among concurrent starts in any number of
+        processes; ExternalIdInUse for the others. False when the row could not be
+        stored now (an outage, a value the database refuses): it is then queued like any
+        other, the writer's isolation keeps its events, and the in-process check holds."""
+        try:
+            self.store.apply_batch([insert])
+        except Conflict:
+            try:
+                holder = self.store.reads.running_job_with_external_id(external_job_id)
+            except StorageError:
+                holder = None
+            raise ExternalIdInUse(external_job_id, holder or "") from None
+        except StorageError:
+            return False
+        return True
 
     def _heartbeats(self) -> list[Op]:
         now = utcnow()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import pytest
@@ -168,3 +169,22 @@ class TestContextTier:
             ResolvedBy.EXTERNAL_JOB_ID,
             by_external.id,
         )
+
+
+class TestExactComparison:
+    """An ID matches itself only: no case folding, no trailing-space padding, no emoji
+    that compare equal (MariaDB's default collation did all three)."""
+
+    @pytest.mark.parametrize(
+        ("stored", "asked"),
+        [("rs-vm-x", "rs-VM-X"), ("rs-vm-x", "rs-vm-x "), ("vm-😀", "vm-😈")],
+    )
+    def test_a_near_miss_is_not_found(
+        self, tracker: joblog.Tracker, stored: str, asked: str
+    ) -> None:
+        with tracker.job("failover", "live", external_job_id=stored, context_id=stored):
+            logging.getLogger("t").warning("copied", extra={"external_job_id": stored})
+        tracker.flush(30)
+        assert tracker.resolve(stored).job.external_job_id == stored
+        with pytest.raises(joblog.JobNotFound):
+            tracker.resolve(asked)

@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from joblog.storage import migrate, schema
+from joblog.storage.schema import ID_COLLATION
 
 MakeDatabase = Callable[[str], str]
 ALL_TABLES = {"job_tracking", "job_steps", "log_events", "failover_jobs", "ingest_batches"}
@@ -38,6 +39,23 @@ def _server_default_differs(
     return None
 
 
+def _compared_on(dialect: str) -> Callable[..., bool]:
+    """MariaDB has no partial index: there the running-holder rule is a unique index on
+    a VIRTUAL column (TestRunningHolder checks it) that schema.py does not declare as a
+    column; everything else is compared."""
+
+    def compared(obj: Any, name: str | None, kind: str, reflected: bool, other: Any) -> bool:
+        return not (
+            dialect == "mysql"
+            and (
+                (kind == "index" and name == schema.RUNNING_HOLDER)
+                or (kind == "column" and name == schema.RUNNING_HOLDER_COLUMN)
+            )
+        )
+
+    return compared
+
+
 def schema_diff(url: str) -> list[Any]:
     """What Alembic autogenerate would change to make the database equal schema.py.
 
@@ -50,7 +68,11 @@ def schema_diff(url: str) -> list[Any]:
         with engine.connect() as connection:
             context = MigrationContext.configure(
                 connection,
-                opts={"compare_type": True, "compare_server_default": _server_default_differs},
+                opts={
+                    "compare_type": True,
+                    "compare_server_default": _server_default_differs,
+                    "include_object": _compared_on(connection.dialect.name),
+                },
             )
             return list(compare_metadata(context, schema.metadata))
     finally:
@@ -84,7 +106,7 @@ class TestUpgradeFromEmpty:
     def test_upgrade_head_reaches_head(self, database_url: str) -> None:
         assert migrate.current(database_url) is None
         migrate.upgrade(database_url)
-        assert migrate.current(database_url) == migrate.head_revision() == "0003_joblog"
+        assert migrate.current(database_url) == migrate.head_revision() == "0004_exact_ids"
 
     def test_upgraded_schema_equals_schema_py(self, database_url: str) -> None:
         migrate.upgrade(database_url)
@@ -174,10 +196,10 @@ class TestDowngrade:
         assert schema_diff(database_url) == []
 
     def test_step_by_step_round_trip(self, database_url: str) -> None:
-        for revision in ("0001_base", "0002_external_job_id", "0003_joblog"):
+        for revision in ("0001_base", "0002_external_job_id", "0003_joblog", "0004_exact_ids"):
             migrate.upgrade(database_url, revision)
             assert migrate.current(database_url) == revision
-        for revision in ("0002_external_job_id", "0001_base"):
+        for revision in ("0003_joblog", "0002_external_job_id", "0001_base"):
             migrate.downgrade(database_url, revision)
             assert migrate.current(database_url) == revision
 
@@ -234,3 +256,159 @@ class TestOnlineExternalJobId:
         engine.dispose()
         migrate.upgrade(database_url)
         assert schema_diff(database_url) == []
+
+
+def _insert_job(connection: sa.Connection, job_id: str, external: str, **values: Any) -> None:
+    row = {
+        "id": job_id,
+        "job_type": "failover",
+        "operation": "live",
+        "status": "running",
+        "external_job_id": external,
+        "percent_complete": 0,
+        "created_at": sa.func.now(),
+        **values,
+    }
+    connection.execute(schema.job_tracking.insert().values(row))
+
+
+class TestExactIds:
+    """0004: one open exclusive holder per external ID; exact ID comparison on MariaDB."""
+
+    def test_existing_duplicate_holders_do_not_stop_the_upgrade(self, database_url: str) -> None:
+        # What check-then-insert left behind: two running jobs with one external ID.
+        migrate.upgrade(database_url, "0003_joblog")
+        engine = sa.create_engine(database_url)
+        try:
+            with engine.begin() as connection:
+                for job_id in ("dup-1", "dup-2"):
+                    connection.execute(
+                        sa.text(
+                            "INSERT INTO job_tracking (id, job_type, operation, status,"
+                            " external_job_id, percent_complete, created_at, cancel_requested)"
+                            " VALUES (:id, 'failover', 'live', 'running', 'ext-dup', 0,"
+                            " CURRENT_TIMESTAMP, :f)"
+                        ),
+                        {"id": job_id, "f": False},
+                    )
+            migrate.upgrade(database_url)
+            with engine.connect() as connection:
+                flags = connection.execute(
+                    sa.select(schema.job_tracking.c.exclusive_external_id)
+                ).scalars()
+                assert list(flags) == [False, False]
+        finally:
+            engine.dispose()
+
+    def test_one_open_exclusive_holder(self, database_url: str) -> None:
+        migrate.upgrade(database_url)
+        engine = sa.create_engine(database_url)
+        try:
+            with engine.begin() as connection:
+                _insert_job(connection, "a", "ext", exclusive_external_id=True)
+                # Not exclusive (policy "allow", or the origin's own rows): no limit.
+                _insert_job(connection, "b", "ext", exclusive_external_id=False)
+                # Ended: it no longer holds the ID.
+                _insert_job(connection, "c", "ext", exclusive_external_id=True, status="failed")
+            with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+                _insert_job(connection, "d", "ext", exclusive_external_id=True, status="pending")
+            with engine.begin() as connection:
+                connection.execute(
+                    schema.job_tracking.update()
+                    .where(schema.job_tracking.c.id == "a")
+                    .values(status="completed")
+                )
+                _insert_job(connection, "e", "ext", exclusive_external_id=True)
+        finally:
+            engine.dispose()
+
+    def test_mariadb_compares_ids_exactly(self, make_database: MakeDatabase) -> None:
+        database_url = make_database("mariadb")
+        migrate.upgrade(database_url)
+        engine = sa.create_engine(database_url)
+        try:
+            with engine.begin() as connection:
+                for job_id, external in (
+                    ("1", "rs-vm-x"),
+                    ("2", "rs-VM-X "),
+                    ("3", "😀"),
+                    ("4", "😈"),
+                ):
+                    _insert_job(connection, job_id, external, exclusive_external_id=True)
+            with engine.connect() as connection:
+                found = connection.execute(
+                    sa.select(schema.job_tracking.c.id).where(
+                        schema.job_tracking.c.external_job_id.in_(["rs-vm-x", "😀"])
+                    )
+                ).scalars()
+                assert sorted(found) == ["1", "3"]
+                collations = dict(
+                    connection.execute(
+                        sa.text(
+                            "SELECT CONCAT(TABLE_NAME, '.', COLUMN_NAME), COLLATION_NAME"
+                            " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+                            " AND COLUMN_NAME IN ('external_job_id', 'context_id', 'batch_key',"
+                            " 'job_id', 'id')"
+                        )
+                    ).all()
+                )
+        finally:
+            engine.dispose()
+        exact = {name for name, collation in collations.items() if collation == ID_COLLATION}
+        assert exact == {
+            "job_tracking.external_job_id",
+            "job_tracking.context_id",
+            "log_events.external_job_id",
+            "ingest_batches.batch_key",
+            "failover_jobs.job_id",
+        }
+
+    def test_mariadb_running_holder_is_a_virtual_column(self, make_database: MakeDatabase) -> None:
+        database_url = make_database("mariadb")
+        migrate.upgrade(database_url)
+        engine = sa.create_engine(database_url)
+        try:
+            with engine.connect() as connection:
+                extra = connection.execute(
+                    sa.text(
+                        "SELECT EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA ="
+                        " DATABASE() AND TABLE_NAME = 'job_tracking' AND COLUMN_NAME = :c"
+                    ),
+                    {"c": schema.RUNNING_HOLDER_COLUMN},
+                ).scalar()
+            indexes = sa.inspect(engine).get_indexes("job_tracking")
+        finally:
+            engine.dispose()
+        assert extra == "VIRTUAL GENERATED"
+        holder = next(index for index in indexes if index["name"] == schema.RUNNING_HOLDER)
+        assert holder["unique"] and holder["column_names"] == [schema.RUNNING_HOLDER_COLUMN]
+
+    def test_mariadb_upgrade_is_online(self, make_database: MakeDatabase) -> None:
+        database_url = make_database("mariadb")
+        migrate.upgrade(database_url, "0003_joblog")
+        with captured_statements() as statements:
+            migrate.upgrade(database_url)
+        ddl = [s for s in statements if s.startswith(("ALTER", "CREATE"))]
+        assert ddl
+        copied = [s for s in ddl if "ALGORITHM=COPY" in s]
+        # Only the small, pruned ingest_batches is copied (its primary key's collation).
+        assert copied == [s for s in ddl if s.startswith("ALTER TABLE ingest_batches")]
+        assert all("LOCK=SHARED" in s for s in copied)
+        assert all("INPLACE" in s and "LOCK=NONE" in s for s in ddl if s not in copied)
+
+    def test_mariadb_downgrade_restores_the_collation(self, make_database: MakeDatabase) -> None:
+        database_url = make_database("mariadb")
+        migrate.upgrade(database_url)
+        migrate.downgrade(database_url, "0003_joblog")
+        engine = sa.create_engine(database_url)
+        try:
+            with engine.connect() as connection:
+                collations = connection.execute(
+                    sa.text(
+                        "SELECT DISTINCT COLLATION_NAME FROM information_schema.COLUMNS"
+                        " WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME = 'external_job_id'"
+                    )
+                ).scalars()
+                assert ID_COLLATION not in set(collations)
+        finally:
+            engine.dispose()

@@ -81,37 +81,51 @@ class ProducerWrites:
         """Insert a job (running, or pending with ``start=False``)."""
         now = utcnow()
         job_id = str(uuid.uuid4())
-        with storage_errors("starting a job"), self._engine.begin() as conn:
-            if parent_job_id is not None and _job_row(conn, parent_job_id) is None:
-                raise JobNotFound(parent_job_id, f"no parent job {parent_job_id!r}")
-            if external_job_id is not None and self.external_id_policy == "reject":
-                holder = conn.execute(
-                    sa.select(jobs.c.id)
-                    .where(jobs.c.external_job_id == external_job_id, jobs.c.status.in_(_OPEN))
-                    .limit(1)
-                ).scalar()
-                if holder is not None:
-                    raise ExternalIdInUse(external_job_id, holder)
-            conn.execute(
-                jobs.insert().values(
-                    rules.new_job_row(
-                        job_id,
-                        job_type,
-                        operation,
-                        now=now,
-                        external_job_id=external_job_id,
-                        context_id=context_id,
-                        owner=owner,
-                        parent_job_id=parent_job_id,
-                        planned=planned,
-                        metadata=metadata,
-                        start=start,
-                    )
-                )
-            )
-            row = _job_row(conn, job_id)
+        exclusive = external_job_id is not None and self.external_id_policy == "reject"
+        row_values = rules.new_job_row(
+            job_id,
+            job_type,
+            operation,
+            now=now,
+            external_job_id=external_job_id,
+            context_id=context_id,
+            owner=owner,
+            parent_job_id=parent_job_id,
+            planned=planned,
+            metadata=metadata,
+            start=start,
+            exclusive=exclusive,
+        )
+        try:
+            with storage_errors("starting a job"), self._engine.begin() as conn:
+                if parent_job_id is not None and _job_row(conn, parent_job_id) is None:
+                    raise JobNotFound(parent_job_id, f"no parent job {parent_job_id!r}")
+                if exclusive:
+                    # Any open holder, the origin's own jobs included; the unique index
+                    # decides between concurrent joblog starts (the Conflict below).
+                    holder = self._open_holder(conn, external_job_id)
+                    if holder is not None:
+                        raise ExternalIdInUse(str(external_job_id), holder)
+                conn.execute(jobs.insert().values(row_values))
+                row = _job_row(conn, job_id)
+        except Conflict:
+            if not exclusive:
+                raise
+            with storage_errors("starting a job"), self._engine.connect() as conn:
+                holder = self._open_holder(conn, external_job_id)
+            raise ExternalIdInUse(str(external_job_id), holder or "") from None
         assert row is not None
         return job_from_row(row)
+
+    @staticmethod
+    def _open_holder(conn: sa.Connection, external_job_id: str | None) -> str | None:
+        holder = conn.execute(
+            sa.select(jobs.c.id)
+            .where(jobs.c.external_job_id == external_job_id, jobs.c.status.in_(_OPEN))
+            .order_by(jobs.c.created_at, jobs.c.id)
+            .limit(1)
+        ).scalar()
+        return None if holder is None else str(holder)
 
     def start_step(
         self, job_id: str, name: str, *, weight: float | None = None, allow_failure: bool = False

@@ -16,7 +16,11 @@ from sqlalchemy.dialects import mysql, postgresql
 __all__ = [
     "FAILOVER_JOB_TYPES",
     "FAILOVER_STATUSES",
+    "ID_COLLATION",
     "LEVELS",
+    "OPEN_STATUSES",
+    "RUNNING_HOLDER",
+    "RUNNING_HOLDER_COLUMN",
     "failover_jobs",
     "ingest_batches",
     "job_steps",
@@ -62,6 +66,27 @@ def json_type() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
+#: MariaDB's binary collation without PAD SPACE: IDs compare byte for byte, so
+#: ``rs-VM-X `` is not ``rs-vm-x`` and no two emoji are equal (as on PostgreSQL/SQLite).
+ID_COLLATION = "utf8mb4_nopad_bin"
+
+
+def id_string(length: int) -> sa.types.TypeEngine[str]:
+    """A looked-up ID (external ID, context ID, batch key): exact comparison everywhere.
+
+    Job IDs keep the origin's collation: they are UUIDs (equal in any case by definition),
+    and the origin's other tables have foreign keys to ``job_tracking.id`` that would
+    have to change with it.
+    """
+    return sa.String(length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation=ID_COLLATION), "mysql", "mariadb"
+    )
+
+
+#: The job statuses in which a job holds its external ID (see RUNNING_HOLDER).
+OPEN_STATUSES = ("pending", "running")
+
+
 def big_id() -> sa.types.TypeEngine[int]:
     """BIGINT, but INTEGER on SQLite so that the primary key is the rowid."""
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -81,14 +106,16 @@ job_tracking = sa.Table(
     sa.Column("job_type", sa.String(50), nullable=False, index=True),
     sa.Column("operation", sa.String(100), nullable=False),
     sa.Column("status", sa.String(20), nullable=False, index=True),
-    sa.Column("external_job_id", sa.String(255), nullable=True, index=True),
-    sa.Column("context_id", sa.String(255), nullable=True, index=True),
+    sa.Column("external_job_id", id_string(255), nullable=True, index=True),
+    sa.Column("context_id", id_string(255), nullable=True, index=True),
     sa.Column("owner", sa.String(255), nullable=True),
     sa.Column("percent_complete", sa.Integer, nullable=False, server_default="0"),
     sa.Column("metadata", json_type(), nullable=True),
     sa.Column("error_message", sa.Text, nullable=True),
     sa.Column("planned_steps", json_type(), nullable=True),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Started under the "reject" policy: while open, no other such job may hold the ID.
+    sa.Column("exclusive_external_id", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", timestamp(), nullable=False, index=True),
     sa.Column("started_at", timestamp(), nullable=True),
     sa.Column("completed_at", timestamp(), nullable=True),
@@ -140,14 +167,14 @@ log_events = sa.Table(
     sa.Column("attrs", json_type(), nullable=True),
     sa.Column("ts", timestamp(), nullable=False, index=True),
     # The seed's change: the GUI-constructed ID, indexed for a direct lookup.
-    sa.Column("external_job_id", sa.String(255), nullable=True, index=True),
+    sa.Column("external_job_id", id_string(255), nullable=True, index=True),
 )
 
 failover_jobs = sa.Table(
     "failover_jobs",
     metadata,
     sa.Column("id", big_id(), primary_key=True, autoincrement=True),
-    sa.Column("job_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("job_id", id_string(255), nullable=False, unique=True),
     sa.Column("vm_id", sa.String(64), nullable=True),
     sa.Column("job_type", sa.Enum(*FAILOVER_JOB_TYPES, name="failover_job_type"), nullable=False),
     sa.Column(
@@ -167,6 +194,56 @@ failover_jobs = sa.Table(
 ingest_batches = sa.Table(
     "ingest_batches",
     metadata,
-    sa.Column("batch_key", sa.String(128), primary_key=True),
+    sa.Column("batch_key", id_string(128), primary_key=True),
     sa.Column("created_at", timestamp(), nullable=False, index=True),
 )
+
+# "reject" enforced by the database: one open exclusive holder per external ID, so of
+# any number of concurrent starts exactly one inserts its row. PostgreSQL and SQLite
+# have partial indexes; MariaDB has none, so there the same rule is a unique index on a
+# VIRTUAL column that is the external ID while the job holds it and NULL otherwise
+# (NULLs never collide). Revision 0004 builds both forms.
+RUNNING_HOLDER = "uq_job_tracking_running_external_id"
+_holds = sa.and_(
+    job_tracking.c.exclusive_external_id,
+    job_tracking.c.status.in_(OPEN_STATUSES),
+)
+
+
+def _not_mysql(
+    ddl: Any,
+    target: Any,
+    bind: Any,
+    tables: Any = None,
+    state: Any = None,
+    *,
+    dialect: sa.Dialect,
+    compiler: Any = None,
+    checkfirst: bool,
+) -> bool:
+    return dialect.name != "mysql"
+
+
+sa.Index(
+    RUNNING_HOLDER,
+    job_tracking.c.external_job_id,
+    unique=True,
+    postgresql_where=_holds,
+    sqlite_where=_holds,
+).ddl_if(callable_=_not_mysql)
+RUNNING_HOLDER_COLUMN = "running_external_id"
+
+
+@sa.event.listens_for(job_tracking, "after_create")
+def _mysql_running_holder(target: sa.Table, connection: sa.Connection, **kw: Any) -> None:
+    if connection.dialect.name != "mysql":
+        return
+    connection.exec_driver_sql(
+        f"ALTER TABLE job_tracking ADD COLUMN {RUNNING_HOLDER_COLUMN}"
+        f" VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {ID_COLLATION}"
+        " AS (IF(exclusive_external_id AND status IN ('pending', 'running'),"
+        " external_job_id, NULL)) VIRTUAL"
+    )
+    connection.exec_driver_sql(
+        f"CREATE UNIQUE INDEX {RUNNING_HOLDER} ON job_tracking ({RUNNING_HOLDER_COLUMN})"
+    )
