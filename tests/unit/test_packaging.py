@@ -126,9 +126,11 @@ def test_read_commands_run_without_extras(tmp_path: Path) -> None:
     out = run_without(
         SERVER_AND_DRIVERS,
         """
+        import joblog
         from click.testing import CliRunner
         from joblog.cli import main
 
+        joblog.Tracker("sqlite:///core.db").close()  # read commands never create one
         result = CliRunner().invoke(main, ["jobs", "--url", "sqlite:///core.db", "--json"])
         print(result.exit_code, repr(result.output))
         """,

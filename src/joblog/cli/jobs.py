@@ -6,15 +6,23 @@ import json
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
-from joblog.cli.common import age, duration, fail_cleanly, url_option
+from joblog.cli.common import (
+    age,
+    comma_list,
+    duration,
+    fail_cleanly,
+    plain,
+    read_store,
+    terminal,
+    url_option,
+)
 from joblog.exceptions import JobLogError, JobNotFound
 from joblog.model import JobStatus, Level
 from joblog.resolve import Resolver
 from joblog.storage.queries import EventFilter, JobFilter
-from joblog.storage.store import Store
 
 __all__ = ["jobs_command", "logs_command"]
 
@@ -25,6 +33,7 @@ _STATUS_STYLE = {
     "cancelled": "yellow",
     "pending": "dim",
 }
+_STATUSES = [s.value for s in JobStatus if s is not JobStatus.UNKNOWN]
 _LEVEL_STYLE = {"DEBUG": "dim", "INFO": "", "WARN": "yellow", "ERROR": "bold red"}
 
 
@@ -32,8 +41,8 @@ _LEVEL_STYLE = {"DEBUG": "dim", "INFO": "", "WARN": "yellow", "ERROR": "bold red
 @url_option
 @click.option(
     "--status",
-    type=click.Choice([s.value for s in JobStatus if s is not JobStatus.UNKNOWN]),
     multiple=True,
+    help="Only jobs in these statuses: " + ", ".join(_STATUSES) + " (repeat or use commas).",
 )
 @click.option("--type", "job_type", help="Only jobs of this job_type.")
 @click.option("--context", "context_id", help="Only jobs of this context_id (e.g. a VM).")
@@ -52,9 +61,16 @@ def jobs_command(
     job_id: str | None,
 ) -> None:
     """List jobs newest first, or show one job (by any ID) with its steps."""
-    console = Console()
+    status = comma_list(status)
+    unknown = [value for value in status if value not in _STATUSES]
+    if unknown:
+        raise click.BadParameter(
+            f"{', '.join(map(repr, unknown))} (choose from {', '.join(_STATUSES)})",
+            param_hint="--status",
+        )
+    console = terminal()
+    store = read_store(url)
     try:
-        store = Store(url)
         try:
             if job_id is not None:
                 _show_job(console, Resolver(store), job_id, as_json)
@@ -90,16 +106,24 @@ def jobs_command(
                 )
             )
         return
-    table = Table("started", "status", "%", "type", "external ID", "job ID")
+    # IDs wrap (fold) instead of being cut with an ellipsis: a cut ID cannot be pasted.
+    table = Table(
+        "started",
+        "status",
+        "%",
+        "type",
+        Column("external ID", overflow="fold"),
+        Column("job ID", overflow="fold", min_width=36),
+    )
     for job in jobs:
         style = _STATUS_STYLE.get(job.status.value, "")
         table.add_row(
             age(job.created_at),
             Text(job.status.value, style=style),
             str(job.percent_complete),
-            Text(f"{job.job_type}/{job.operation}"),
-            Text(job.external_job_id or "-"),
-            Text(job.id),
+            plain(f"{job.job_type}/{job.operation}"),
+            plain(job.external_job_id or "-"),
+            plain(job.id),
         )
     console.print(table)
 
@@ -121,23 +145,30 @@ def _show_job(console: Console, resolver: Resolver, any_id: str, as_json: bool) 
         return
     style = _STATUS_STYLE.get(job.status.value, "")
     console.print(
-        f"[bold]{job.external_job_id or job.id}[/]  [{style}]{job.status.value}[/]  "
-        f"{summary.progress.percent}%  (found by {summary.resolved_by.value})"
+        Text.assemble(
+            plain(job.external_job_id or job.id, "bold"),
+            "  ",
+            Text(job.status.value, style=style),
+            f"  {summary.progress.percent}%  (found by {summary.resolved_by.value})",
+        )
     )
     console.print(
-        f"job {job.id}  {job.job_type}/{job.operation}  elapsed "
-        f"{duration(summary.elapsed_seconds)}  ETA {duration(summary.eta_seconds)}"
+        Text.assemble(
+            "job ",
+            plain(f"{job.id}  {job.job_type}/{job.operation}"),
+            f"  elapsed {duration(summary.elapsed_seconds)}  ETA {duration(summary.eta_seconds)}",
+        )
     )
     if job.error_message:
-        console.print(f"[red]{job.error_message}[/]")
+        console.print(plain(job.error_message, "red"))
     table = Table("#", "step", "status", "duration", "error")
     for step in summary.steps:
         table.add_row(
             str(step.seq or ""),
-            Text(step.name),
+            plain(step.name),
             step.status.value,
             duration(step.duration_seconds),
-            Text(step.error_message or ""),
+            plain(step.error_message or ""),
         )
     console.print(table)
 
@@ -160,9 +191,9 @@ def logs_command(url: str, min_level: str, contains: str | None, limit: int, job
         level = Level.parse(min_level)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--level") from error
-    console = Console(highlight=False)
+    console = terminal()
+    store = read_store(url)
     try:
-        store = Store(url)
         try:
             scope = Resolver(store).locate(job_id).scope
             events = (
@@ -182,4 +213,4 @@ def logs_command(url: str, min_level: str, contains: str | None, limit: int, job
     for event in events:
         style = _LEVEL_STYLE[event.level.value]
         line = f"{event.ts:%H:%M:%S.%f} {event.level.value:<5} {event.message}"
-        console.print(Text(line, style=style))
+        console.print(plain(line, style))

@@ -219,7 +219,7 @@ def _not_mysql(
     *,
     dialect: sa.Dialect,
     compiler: Any = None,
-    checkfirst: bool,
+    checkfirst: bool = False,
 ) -> bool:
     return dialect.name != "mysql"
 
