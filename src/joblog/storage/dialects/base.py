@@ -125,24 +125,6 @@ class Backend:
             self.drop_index_online(op, index, table)
         op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
 
-    def rename_index_statements(
-        self,
-        dialect: sa.Dialect,
-        table: str,
-        old_name: str,
-        new_name: str,
-        columns: Sequence[str],
-        unique: bool,
-    ) -> list[str]:
-        """The DDL that renames an index (SQLite has no RENAME: drop and build again)."""
-        quote = dialect.identifier_preparer.quote
-        cols = ", ".join(quote(column) for column in columns)
-        kind = "UNIQUE INDEX" if unique else "INDEX"
-        return [
-            f"DROP INDEX {quote(old_name)}",
-            f"CREATE {kind} {quote(new_name)} ON {quote(table)} ({cols})",
-        ]
-
 
 class Rare(FunctionElement[bool]):
     """A condition that few rows meet (``rare(parent_job_id = :id)``).

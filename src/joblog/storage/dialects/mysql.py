@@ -144,23 +144,3 @@ class MySQL(Backend):
         drops = [f"DROP INDEX IF EXISTS {index}" for index in indexes]
         drops.append(f"DROP COLUMN IF EXISTS {column}")
         op.execute(f"ALTER TABLE {table} {', '.join(drops)}, ALGORITHM=INPLACE, LOCK=NONE")
-
-    def rename_index_statements(
-        self,
-        dialect: sa.Dialect,
-        table: str,
-        old_name: str,
-        new_name: str,
-        columns: Sequence[str],
-        unique: bool,
-    ) -> list[str]:
-        quote = dialect.identifier_preparer.quote
-        t, old, new = quote(table), quote(old_name), quote(new_name)
-        version = tuple(dialect.server_version_info or ())
-        is_mariadb = bool(getattr(dialect, "is_mariadb", False))
-        if version >= (MARIADB_RENAME_INDEX if is_mariadb else MYSQL_RENAME_INDEX):
-            return [f"ALTER TABLE {t} RENAME INDEX {old} TO {new}"]
-        cols = ", ".join(quote(column) for column in columns)
-        kind = "UNIQUE INDEX" if unique else "INDEX"
-        # One statement, so a foreign key needing the index is never left without one.
-        return [f"ALTER TABLE {t} DROP INDEX {old}, ADD {kind} {new} ({cols})"]
