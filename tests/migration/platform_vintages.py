@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 VINTAGE_NAMES = ("a", "b", "c")
+JOB_TABLES = ("job_tracking", "job_steps", "log_events", "failover_jobs")
 
 JOB_TYPES = (
     "cleanup",
@@ -399,7 +400,7 @@ def insert_go_rows(connection: sa.Connection, vintage: str, *, tag: str = "") ->
     """Rows as the platform's Go tracker writes them: only the vintage's own columns,
     named in raw SQL. ``tag`` makes the IDs unique for a second batch; returns the job
     IDs written."""
-    ids = [job_id[: len(job_id) - len(tag)] + tag for job_id in ALL_JOBS]
+    ids = [tag + job_id[len(tag) :] for job_id in ALL_JOBS]
     parent, child, failed, pending, cancelled = ids
     gui_id, context_id = f"{GUI_ID}{tag}", f"{CONTEXT_ID}{tag}"
     meta = _cast_json(connection, "metadata")
@@ -409,7 +410,8 @@ def insert_go_rows(connection: sa.Connection, vintage: str, *, tag: str = "") ->
                 "INSERT INTO vm_replication_contexts (context_id, vm_name, vmware_vm_id,"
                 " current_status, created_at, updated_at) VALUES"
                 " (:c1, 'pgtest2', '4205a1b2-vm-pgtest2', 'ready_for_failover', :t, :t),"
-                " ('ctx-web01-20250921', 'web01 – Prod', '4205c3d4-vm-web01', 'replicating', :t, :t)"
+                " ('ctx-web01-20250921', 'web01 Prod ✓', '4205c3d4-vm-web01', 'replicating',"
+                " :t, :t)"
             ),
             {"c1": CONTEXT_ID, "t": _at(-86400)},
         )
@@ -457,7 +459,7 @@ def insert_go_rows(connection: sa.Connection, vintage: str, *, tag: str = "") ->
             "op": "test-failover-cleanup",
             "status": "failed",
             "cs": None,
-            "metadata": _json({"vm_name": "web01 – Prod", "failover_type": "test"}),
+            "metadata": _json({"vm_name": "web01 Prod ✓", "failover_type": "test"}),
             "error": "Zeitüberschreitung: volume busy ✗",
             "started": _at(100),
             "completed": _at(160),
@@ -587,7 +589,7 @@ def insert_go_rows(connection: sa.Connection, vintage: str, *, tag: str = "") ->
         )
     failovers = [
         (f"{GUI_ID}{tag}", CONTEXT_ID, "vm-101", "live", "snapshotting", "pgtest2", None),
-        (f"{GUI_ID_TEST}{tag}", None, "vm-102", "test", "failed", "web01 – Prod", "VM не найдена"),
+        (f"{GUI_ID_TEST}{tag}", None, "vm-102", "test", "failed", "web01 Prod ✓", "VM не найдена"),
         (f"unified-test-failover-db-ÄÖÜ-1758554200{tag}", None, "vm-103", "test", "completed",
          "db-ÄÖÜ", None),
     ]  # fmt: skip

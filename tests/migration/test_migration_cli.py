@@ -112,7 +112,7 @@ class TestDbErrors:
 class TestRelativeRevisions:
     def test_downgrade_one_step(self, runner: CliRunner, database_url: str) -> None:
         migrate.upgrade(database_url)
-        result = runner.invoke(db, ["downgrade", "-1", "--url", database_url])
+        result = runner.invoke(db, ["downgrade", "-2", "--url", database_url])
         assert result.exit_code == 0, result.output
         assert migrate.current(database_url) == "0002_external_job_id"
 

@@ -84,7 +84,7 @@ class TestUpgradeFromEmpty:
     def test_upgrade_head_reaches_head(self, database_url: str) -> None:
         assert migrate.current(database_url) is None
         migrate.upgrade(database_url)
-        assert migrate.current(database_url) == migrate.head_revision() == "0003_joblog"
+        assert migrate.current(database_url) == migrate.head_revision() == "0003a_adopted_origin"
 
     def test_upgraded_schema_equals_schema_py(self, database_url: str) -> None:
         migrate.upgrade(database_url)
@@ -174,10 +174,11 @@ class TestDowngrade:
         assert schema_diff(database_url) == []
 
     def test_step_by_step_round_trip(self, database_url: str) -> None:
-        for revision in ("0001_base", "0002_external_job_id", "0003_joblog"):
+        chain = ("0001_base", "0002_external_job_id", "0003_joblog", "0003a_adopted_origin")
+        for revision in chain:
             migrate.upgrade(database_url, revision)
             assert migrate.current(database_url) == revision
-        for revision in ("0002_external_job_id", "0001_base"):
+        for revision in ("0003_joblog", "0002_external_job_id", "0001_base"):
             migrate.downgrade(database_url, revision)
             assert migrate.current(database_url) == revision
 

@@ -27,6 +27,7 @@ from joblog.exceptions import SchemaError
 __all__ = [
     "WIDENED",
     "PlannedWidening",
+    "existing_checks",
     "plan",
     "restore_statements",
     "unfit_values",
@@ -178,8 +179,12 @@ def widen_statements(dialect: str, planned: Sequence[PlannedWidening]) -> list[s
     return statements
 
 
-def restore_statements(dialect: str, planned: Sequence[PlannedWidening]) -> list[str]:
-    """The DDL that gives the planned columns their original definitions back."""
+def restore_statements(
+    dialect: str, planned: Sequence[PlannedWidening], existing: frozenset[str] = frozenset()
+) -> list[str]:
+    """The DDL that gives the planned columns their original definitions back; CHECK
+    constraints named in ``existing`` (never dropped: a widening that failed and was
+    rolled back) are not added again."""
     if dialect != "postgresql":
         return _mariadb_modify(planned, lambda w: w.original)
     statements: list[str] = []
@@ -191,6 +196,7 @@ def restore_statements(dialect: str, planned: Sequence[PlannedWidening]) -> list
         statements += [
             f'ALTER TABLE "{w.table}" ADD CONSTRAINT "{name}" {definition}'
             for name, definition in w.checks
+            if name not in existing
         ]
     return statements
 
@@ -202,6 +208,22 @@ def _mariadb_modify(
     for w in planned:
         by_table.setdefault(w.table, []).append(f"MODIFY `{w.column}` {definition(w)}")
     return [f"ALTER TABLE `{table}` {', '.join(parts)}" for table, parts in by_table.items()]
+
+
+def existing_checks(
+    connection: sa.Connection, planned: Sequence[PlannedWidening]
+) -> frozenset[str]:
+    """The names of the planned widenings' CHECK constraints that are still there."""
+    names = [name for w in planned for name, _ in w.checks]
+    if connection.dialect.name != "postgresql" or not names:
+        return frozenset()
+    found = connection.execute(
+        sa.text("SELECT conname FROM pg_constraint WHERE conname IN :names").bindparams(
+            sa.bindparam("names", expanding=True)
+        ),
+        {"names": names},
+    )
+    return frozenset(str(name) for name in found.scalars())
 
 
 def unfit_values(connection: sa.Connection, planned: PlannedWidening) -> list[tuple[str, int]]:

@@ -26,7 +26,12 @@ from alembic import op
 
 from joblog.exceptions import SchemaError
 from joblog.storage.adoption import origin_record
-from joblog.storage.widening import restore_statements, unfit_values, widen_statements
+from joblog.storage.widening import (
+    existing_checks,
+    restore_statements,
+    unfit_values,
+    widen_statements,
+)
 
 revision: str = "0003a_adopted_origin"
 down_revision: str | None = "0003_joblog"
@@ -56,7 +61,9 @@ def downgrade() -> None:
     if origin is None:
         return
     context = op.get_context()
+    existing: frozenset[str] = frozenset()
     if not context.as_sql:
+        existing = existing_checks(op.get_bind(), origin.widenings)
         refusals = []
         for planned in origin.widenings:
             unfit = unfit_values(op.get_bind(), planned)
@@ -70,7 +77,7 @@ def downgrade() -> None:
                 + ", which they do not allow. Delete or change those rows (or keep"
                 " joblog's schema); nothing was changed"
             )
-    for statement in restore_statements(context.dialect.name, origin.widenings):
+    for statement in restore_statements(context.dialect.name, origin.widenings, existing):
         op.execute(statement)
     if not origin.has_column("job_tracking", "context_id"):
         op.drop_index(CONTEXT_INDEX, table_name="job_tracking", if_exists=True)
