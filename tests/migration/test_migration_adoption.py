@@ -195,6 +195,16 @@ class TestAdoptionKeepsTheOrigin:
         finally:
             store.close()
 
+    def test_the_reaper_leaves_the_go_trackers_running_jobs_alone(self, vintage_a_url: str) -> None:
+        migrate.upgrade(vintage_a_url)
+        store = Store(vintage_a_url)
+        try:
+            assert store.housekeeping.reap_abandoned(1) == []
+            parent = store.reads.get_job(platform.PARENT)
+            assert parent is not None and parent.status is joblog.JobStatus.RUNNING
+        finally:
+            store.close()
+
 
 class TestJoblogWritesIntoTheOrigin:
     def test_a_backup_job_is_stored_with_all_its_events(
