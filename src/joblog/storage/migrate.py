@@ -187,7 +187,7 @@ def stamp(url: str, revision: str) -> None:
 
 
 def current(url: str) -> str | None:
-    """The database's current revision, or None when it has none (empty, older-system,
+    """The database's current revision, or None when it has none (empty, the platform's,
     or an SQLite file that does not exist, which this does not create)."""
     if missing_database(url) is not None:
         return None

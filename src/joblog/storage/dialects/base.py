@@ -2,7 +2,7 @@
 
 :class:`Backend` names every decision that depends on the database: engine settings,
 how a driver error is classified, the bulk insert of log events, the batch-key claim,
-several reads in one round trip, the migration lock, online DDL and index renames.
+several reads in one round trip, the migration lock, and online DDL.
 Everything else in joblog is written once, in SQLAlchemy Core, for all of them. A new
 backend is one module beside this one and one entry in the package's registry.
 """

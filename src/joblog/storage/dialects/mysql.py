@@ -26,9 +26,6 @@ __all__ = ["MySQL"]
 
 NETWORK_TIMEOUT_S = 30
 LOCK_TIMEOUT_S = 120
-#: First MariaDB with ALTER TABLE ... RENAME INDEX (MySQL has had it since 5.7).
-MARIADB_RENAME_INDEX = (10, 5, 2)
-MYSQL_RENAME_INDEX = (5, 7)
 _INSERT = (
     "INSERT INTO log_events (job_id, step_id, external_job_id, level, message, attrs, ts)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s)"
