@@ -51,8 +51,25 @@ def add_events(store: Store, job_id: str | None, *levels: str) -> None:
     )
 
 
+def go_owned_running_job(store: Store, job_id: str, years: int) -> None:
+    """A running job as the platform's Go tracker writes it: no heartbeat_at, ever."""
+    long_ago = utcnow() - timedelta(days=365 * years)
+    with store.engine.begin() as conn:
+        conn.execute(
+            schema.job_tracking.insert().values(
+                id=job_id,
+                job_type="failover",
+                operation="live",
+                status="running",
+                created_at=long_ago,
+                started_at=long_ago,
+                updated_at=long_ago,
+            )
+        )
+
+
 class TestReap:
-    def test_a_job_without_heartbeat_is_failed_as_abandoned(self, store: Store) -> None:
+    def test_a_job_whose_heartbeat_lapsed_is_failed_as_abandoned(self, store: Store) -> None:
         producer = ProducerWrites(store, attach=Resolver(store).attach)
         stale = producer.start_job("failover", "live")
         producer.start_step(stale.id, "final-sync")
@@ -64,6 +81,27 @@ class TestReap:
         assert (job.error_message or "").startswith("abandoned")
         assert [s.status for s in store.reads.steps_of(stale.id)] == [StepStatus.FAILED]
         assert store.reads.get_job(fresh.id).status is JobStatus.RUNNING  # type: ignore[union-attr]
+
+    def test_a_job_that_never_had_a_heartbeat_survives(self, store: Store) -> None:
+        go_owned_running_job(store, "go-owned-1", years=3)
+        stale = ProducerWrites(store, attach=Resolver(store).attach).start_job("backup", "nightly")
+        age_job(store, stale.id, 600)
+        assert store.housekeeping.reap_abandoned(60) == [stale.id]
+        go_job = store.reads.get_job("go-owned-1")
+        assert go_job is not None and go_job.status is JobStatus.RUNNING
+        assert go_job.error_message is None
+
+    def test_the_cli_leaves_a_go_owned_job_alone(self, store: Store, database_url: str) -> None:
+        go_owned_running_job(store, "go-owned-2", years=2)
+        result = CliRunner().invoke(main, ["reap", "--url", database_url, "--timeout", "1s"])
+        assert result.exit_code == 0, result.output
+        assert "failed 0 abandoned job(s)" in result.output
+        assert store.reads.get_job("go-owned-2").status is JobStatus.RUNNING  # type: ignore[union-attr]
+
+    def test_the_help_says_which_jobs_it_reaps(self) -> None:
+        result = CliRunner().invoke(main, ["reap", "--help"])
+        assert result.exit_code == 0
+        assert "never failed" in " ".join(result.output.split())
 
     def test_the_cli_reports_what_it_reaped(self, store: Store, database_url: str) -> None:
         job = ProducerWrites(store, attach=Resolver(store).attach).start_job("failover", "live")

@@ -9,12 +9,11 @@ import sqlalchemy as sa
 from joblog.exceptions import SchemaError
 from joblog.storage import migrate
 from joblog.storage.backfill import _derive_external_job_id, backfill
-from tests.migration.older_system import (
+from tests.migration.base_rows import (
     GUI_ID_PGTEST2,
     GUI_ID_WEB01,
     JOB_IDS,
-    create_older_system,
-    insert_realistic_rows,
+    create_base_revision_database,
 )
 
 JOB_GUI_ID = "unified-live-failover-fromjob-1758559999"
@@ -26,9 +25,8 @@ class Interrupted(Exception):
 
 @pytest.fixture
 def adopted_url(database_url: str) -> str:
-    """The older system's rows, upgraded to head; job 1 now carries a GUI ID."""
-    create_older_system(database_url)
-    insert_realistic_rows(database_url)
+    """Rows written at 0001_base, upgraded to head; job 1 now carries a GUI ID."""
+    create_base_revision_database(database_url)
     migrate.upgrade(database_url)
     engine = sa.create_engine(database_url)
     with engine.begin() as connection:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from joblog.cli.db import db
 from joblog.storage import migrate
-from tests.migration.older_system import create_older_system, insert_realistic_rows
+from tests.migration.base_rows import create_base_revision_database
 
 
 @pytest.fixture
@@ -58,16 +58,8 @@ class TestDbCommands:
         assert "after: 0002_external_job_id" in result.output
         assert migrate.current(database_url) == "0002_external_job_id"
 
-    def test_upgrade_adopts_an_older_system(self, runner: CliRunner, database_url: str) -> None:
-        create_older_system(database_url)
-        insert_realistic_rows(database_url)
-        result = runner.invoke(db, ["upgrade", "--url", database_url])
-        assert result.exit_code == 0, result.output
-        assert migrate.current(database_url) == migrate.head_revision()
-
     def test_backfill(self, runner: CliRunner, database_url: str) -> None:
-        create_older_system(database_url)
-        insert_realistic_rows(database_url)
+        create_base_revision_database(database_url)
         migrate.upgrade(database_url)
         result = runner.invoke(db, ["backfill", "--batch-size", "25", "--url", database_url])
         assert result.exit_code == 0, result.output
@@ -122,7 +114,7 @@ class TestRelativeRevisions:
         migrate.upgrade(database_url)
         result = runner.invoke(db, ["downgrade", "-1", "--url", database_url])
         assert result.exit_code == 0, result.output
-        assert migrate.current(database_url) == "0003_joblog"
+        assert migrate.current(database_url) == "0003a_adopted_origin"
 
     def test_too_far_is_a_clean_error(self, runner: CliRunner, database_url: str) -> None:
         migrate.upgrade(database_url, "0001_base")

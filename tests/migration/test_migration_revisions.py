@@ -196,10 +196,17 @@ class TestDowngrade:
         assert schema_diff(database_url) == []
 
     def test_step_by_step_round_trip(self, database_url: str) -> None:
-        for revision in ("0001_base", "0002_external_job_id", "0003_joblog", "0004_exact_ids"):
+        chain = (
+            "0001_base",
+            "0002_external_job_id",
+            "0003_joblog",
+            "0003a_adopted_origin",
+            "0004_exact_ids",
+        )
+        for revision in chain:
             migrate.upgrade(database_url, revision)
             assert migrate.current(database_url) == revision
-        for revision in ("0003_joblog", "0002_external_job_id", "0001_base"):
+        for revision in reversed(chain[:-1]):
             migrate.downgrade(database_url, revision)
             assert migrate.current(database_url) == revision
 
@@ -385,7 +392,7 @@ class TestExactIds:
 
     def test_mariadb_upgrade_is_online(self, make_database: MakeDatabase) -> None:
         database_url = make_database("mariadb")
-        migrate.upgrade(database_url, "0003_joblog")
+        migrate.upgrade(database_url, "0003a_adopted_origin")
         with captured_statements() as statements:
             migrate.upgrade(database_url)
         ddl = [s for s in statements if s.startswith(("ALTER", "CREATE"))]
@@ -399,7 +406,7 @@ class TestExactIds:
     def test_mariadb_downgrade_restores_the_collation(self, make_database: MakeDatabase) -> None:
         database_url = make_database("mariadb")
         migrate.upgrade(database_url)
-        migrate.downgrade(database_url, "0003_joblog")
+        migrate.downgrade(database_url, "0003a_adopted_origin")
         engine = sa.create_engine(database_url)
         try:
             with engine.connect() as connection:

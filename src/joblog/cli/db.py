@@ -16,6 +16,7 @@ from joblog.cli.common import url_option
 from joblog.exceptions import JobLogError
 from joblog.storage import migrate
 from joblog.storage.backfill import backfill as backfill_external_job_ids
+from joblog.storage.backfill import platform_owns_the_column
 
 __all__ = ["db"]
 
@@ -47,12 +48,42 @@ def db() -> None:
 
 @db.command()
 @click.argument("revision", default="head")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Print what the upgrade would do (vintage, stamp, revisions); change nothing.",
+)
+@click.option(
+    "--sql",
+    "as_sql",
+    is_flag=True,
+    help="Print the SQL the upgrade would run (Alembic's offline mode); change nothing.",
+)
 @url_option
-def upgrade(revision: str, url: str) -> None:
-    """Upgrade to REVISION (default: head), adopting an older-system database."""
+def upgrade(revision: str, check: bool, as_sql: bool, url: str) -> None:
+    """Upgrade to REVISION (default: head).
+
+    The platform's own database (vintage a, b or c of its job tables, no joblog
+    revision) is adopted first: its vintage is recognised and printed, the matching
+    revision stamped, and every original value, column and index kept. An adoption
+    that fails is undone. See docs/ADOPTING.md.
+    """
+    if check and as_sql:
+        raise click.UsageError("--check and --sql are two dry runs: choose one")
     with reported_errors():
+        if check:
+            for line in migrate.plan_upgrade(url, revision).describe():
+                click.echo(line)
+            click.echo("nothing was changed (--check)")
+            return
+        if as_sql:
+            click.echo(migrate.upgrade_sql(url, revision), nl=False)
+            return
         show_revision("before", migrate.current(url))
-        migrate.upgrade(url, revision)
+        adoption = migrate.upgrade(url, revision)
+        if adoption is not None:
+            for line in adoption.describe():
+                click.echo(f"adopted: {line}")
         show_revision("after", migrate.current(url))
 
 
@@ -61,7 +92,12 @@ def upgrade(revision: str, url: str) -> None:
 @click.argument("revision")
 @url_option
 def downgrade(revision: str, url: str) -> None:
-    """Downgrade to REVISION: an ID, -N steps, or "base" (drops every joblog table)."""
+    """Downgrade to REVISION: an ID, -N steps, or "base".
+
+    "base" drops every joblog table; on an adopted platform database it removes what
+    joblog added and restores the columns it widened (refusing, before any change,
+    when a value no longer fits), leaving the platform's tables as they were.
+    """
     with reported_errors():
         show_revision("before", migrate.current(url))
         migrate.downgrade(url, revision)
@@ -93,7 +129,13 @@ def stamp(revision: str, url: str) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True)
 @url_option
 def backfill(batch_size: int, url: str) -> None:
-    """Fill log_events.external_job_id from each event's job or its attrs."""
+    """Fill log_events.external_job_id from each event's job or its attrs.
+
+    On an adopted platform database (vintages b and c) the job's value is the
+    platform's job_tracking.external_job_id, so events stay findable by external ID
+    after a downgrade and upgrade. In vintage c the column is the platform's own and
+    is left as the platform wrote it.
+    """
     columns = (
         TextColumn("backfill"),
         BarColumn(),
@@ -110,3 +152,9 @@ def backfill(batch_size: int, url: str) -> None:
 
         updated = backfill_external_job_ids(url, batch_size=batch_size, progress=advance)
     click.echo(f"filled external_job_id on {updated} log event(s)")
+    with reported_errors():
+        if platform_owns_the_column(url):
+            click.echo(
+                "log_events.external_job_id is the platform's own column (vintage c):"
+                " left as the platform wrote it"
+            )

@@ -23,10 +23,16 @@ __all__ = ["prune_command", "reap_command"]
     type=DURATION,
     default="60s",
     show_default=True,
-    help="A running job without a heartbeat for this long is failed as abandoned.",
+    help="A running joblog job whose last heartbeat is this old is failed as abandoned.",
 )
 def reap_command(url: str, timeout: timedelta) -> None:
-    """Fail running jobs whose producer stopped sending heartbeats (it crashed)."""
+    """Fail running jobs whose producer stopped sending heartbeats (it crashed).
+
+    Only jobs joblog promised heartbeats for are reaped: those with a heartbeat_at,
+    which joblog sets when it starts a job. A running job without one (written by
+    another producer, such as the platform's Go tracker in an adopted database) is
+    never failed, however old it is.
+    """
     try:
         store = Store(url)
         try:

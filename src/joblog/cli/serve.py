@@ -98,7 +98,10 @@ def _display_url(host: str, port: int) -> str:
     type=click.FloatRange(0, 86400),
     default=60.0,
     show_default=True,
-    help="Seconds between sweeps that fail jobs whose heartbeat lapsed; 0: never.",
+    help=(
+        "Seconds between sweeps that fail joblog jobs whose heartbeat lapsed (jobs that"
+        " never had a heartbeat, e.g. the Go tracker's, are left alone); 0: never."
+    ),
 )
 @click.option(
     "--retention",

@@ -1,6 +1,13 @@
 """The external-ID backfill: fill ``log_events.external_job_id`` on rows written before
 the column existed, from the event's job or from its attrs.
 
+On an adopted platform database the job's value is the platform's own
+``job_tracking.external_job_id`` (vintages b and c), so events of such jobs stay
+findable by external ID after a downgrade (which drops joblog's log_events column in
+vintages a and b) and an upgrade. In vintage c ``log_events.external_job_id`` is the
+platform's own column, which the Go tracker fills: adoption changes no original value,
+so the backfill leaves it as the platform wrote it.
+
 Kept apart from ``joblog.storage.migrate``: a migration changes the schema once under a
 lock, while the backfill is a long, resumable data job an operator runs (and may rerun)
 after upgrading, one committed batch at a time.
@@ -14,11 +21,12 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from joblog.exceptions import ConfigError, SchemaError
+from joblog.storage.adoption import read_record
 from joblog.storage.engine import storage_errors
 from joblog.storage.migrate import _connect, _engine, _read_revision, head_revision
 from joblog.storage.schema import job_tracking, log_events
 
-__all__ = ["backfill"]
+__all__ = ["backfill", "platform_owns_the_column"]
 
 
 def backfill(
@@ -47,7 +55,23 @@ def backfill(
                     f"backfill needs the schema at {head_revision()}, the database is at"
                     f" {revision or 'none'}; run: joblog db upgrade first"
                 )
+            with connection.begin():
+                origin = read_record(connection)
+            if origin is not None and origin.has_column("log_events", "external_job_id"):
+                return 0
             return _backfill_batches(connection, batch_size, progress)
+    finally:
+        engine.dispose()
+
+
+def platform_owns_the_column(url: str) -> bool:
+    """Whether ``log_events.external_job_id`` is the adopted platform's own (vintage c),
+    which the backfill leaves alone."""
+    engine = _engine(url)
+    try:
+        with _connect(engine) as connection, storage_errors("reading the adoption record"):
+            origin = read_record(connection)
+            return origin is not None and origin.has_column("log_events", "external_job_id")
     finally:
         engine.dispose()
 

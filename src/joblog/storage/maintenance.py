@@ -50,7 +50,10 @@ class Housekeeping:
     def reap_abandoned(self, heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT) -> list[str]:
         """Fail running jobs whose heartbeat is older than ``heartbeat_timeout`` seconds.
 
-        Their running steps fail too. Returns the IDs of the jobs it failed.
+        Only jobs joblog promised heartbeats for count: joblog sets ``heartbeat_at`` when
+        it starts a job, while a job another producer wrote (the platform's Go tracker in
+        an adopted database) never has one, and is not abandoned for lacking it, however
+        old it is. Their running steps fail too. Returns the IDs of the jobs it failed.
         """
         now = utcnow()
         cutoff = now - timedelta(seconds=heartbeat_timeout)
@@ -59,8 +62,8 @@ class Housekeeping:
                 conn.execute(
                     sa.select(jobs.c.id).where(
                         jobs.c.status == JobStatus.RUNNING.value,
-                        sa.func.coalesce(jobs.c.heartbeat_at, jobs.c.updated_at, jobs.c.created_at)
-                        < cutoff,
+                        jobs.c.heartbeat_at.is_not(None),
+                        jobs.c.heartbeat_at < cutoff,
                     )
                 ).scalars()
             )

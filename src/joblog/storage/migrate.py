@@ -3,9 +3,12 @@
 Alembic does the work; this module is the boundary the rest of joblog (and the
 ``joblog db`` command) calls. It adds what a bare ``alembic upgrade`` lacks:
 
-* adoption: a database the older system built (its four tables, no ``alembic_version``)
-  is checked against ``0001_base``, its index names normalised to schema.py's, stamped,
-  then upgraded, keeping every row (see ``joblog.storage.adoption``);
+* adoption: the platform's own database (its tables, no joblog revision) is recognised
+  as one of its vintages, recorded, stamped with the matching revision, then upgraded,
+  keeping every value and index (see ``joblog.storage.adoption``); an adoption that
+  fails is undone, so the database is either adopted or as it was;
+* a dry run: :func:`plan_upgrade` (what ``joblog db upgrade --check`` prints) and
+  :func:`upgrade_sql` (Alembic's offline SQL, ``--sql``), neither changing anything;
 * a migration lock, so that two processes opening one empty database at once do not
   both build it (the backend's lock, see :mod:`joblog.storage.dialects`; on SQLite one
   ``BEGIN IMMEDIATE`` transaction around the whole run, which also makes it atomic);
@@ -15,8 +18,11 @@ Alembic does the work; this module is the boundary the rest of joblog (and the
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import urllib.parse
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -31,9 +37,13 @@ from sqlalchemy.util import asbool
 
 from joblog.exceptions import ConfigError, SchemaError, StorageUnavailable
 from joblog.storage.adoption import (
-    OLDER_SYSTEM_COLUMNS,
-    normalise_index_names,
-    verify_older_system,
+    ADOPTION_TABLE,
+    ORIGIN_TABLES,
+    AdoptionPlan,
+    plan_adoption,
+    read_record,
+    record_statements,
+    write_record,
 )
 from joblog.storage.dialects import backend_for
 from joblog.storage.engine import (
@@ -43,25 +53,53 @@ from joblog.storage.engine import (
     parse_url,
     storage_errors,
 )
+from joblog.storage.widening import restore_refusals
 
 __all__ = [
     "BASE_REVISION",
     "DatabaseState",
+    "UpgradePlan",
     "current",
     "detect",
     "downgrade",
     "ensure_schema",
     "head_revision",
     "missing_database",
+    "plan_upgrade",
     "stamp",
     "upgrade",
+    "upgrade_sql",
 ]
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 BASE_REVISION = "0001_base"
 VERSION_TABLE = "alembic_version"
 
-DatabaseState = Literal["empty", "older-system", "managed"]
+DatabaseState = Literal["empty", "platform", "managed"]
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradePlan:
+    """What ``upgrade`` would do to a database, found without changing it."""
+
+    state: DatabaseState
+    current: str | None
+    target: str
+    adoption: AdoptionPlan | None
+    #: The revisions it would apply, oldest first.
+    revisions: list[str]
+
+    def describe(self) -> list[str]:
+        lines = [f"database: {self.state}, revision {self.current or '(none)'}"]
+        if self.adoption is not None:
+            lines += [f"adopt: {line}" for line in self.adoption.describe()]
+        if self.revisions:
+            lines.append("apply: " + ", ".join(self.revisions))
+        else:
+            lines.append(f"nothing to apply: already at {self.target}")
+        return lines
 
 
 def head_revision() -> str:
@@ -71,18 +109,75 @@ def head_revision() -> str:
     return head
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Upgrade the database at ``url`` to ``revision``, adopting an older-system database."""
+def upgrade(url: str, revision: str = "head") -> AdoptionPlan | None:
+    """Upgrade the database at ``url`` to ``revision``, adopting the platform's database
+    first; returns the adoption's plan when there was one (its vintage, its stamp)."""
     _check_revision(revision)
     with _migration_connection(url) as connection:
-        _upgrade_locked(connection, revision)
+        return _upgrade_locked(connection, revision)
 
 
 def downgrade(url: str, revision: str) -> None:
-    """Downgrade the database at ``url`` to ``revision`` (``base`` removes every table)."""
+    """Downgrade the database at ``url`` to ``revision``.
+
+    ``base`` removes every joblog table; on an adopted platform database it removes
+    everything joblog added (and restores the columns it widened), leaving the
+    platform's tables as they were before adoption.
+    """
     _check_revision(revision)
     with _migration_connection(url) as connection:
-        _run_alembic(connection, lambda cfg: command.downgrade(cfg, revision))
+        _downgrade_locked(connection, revision)
+
+
+def plan_upgrade(url: str, revision: str = "head") -> UpgradePlan:
+    """What ``upgrade(url, revision)`` would do, reading only (``--check``)."""
+    _check_revision(revision)
+    if missing_database(url) is not None:
+        return UpgradePlan("empty", None, revision, None, _revisions_between(None, revision))
+    engine = _engine(url)
+    try:
+        with _connect(engine) as connection, storage_errors("planning the upgrade"):
+            state = detect(connection)
+            adoption = plan_adoption(connection) if state == "platform" else None
+            now = _read_revision(connection) if state == "managed" else None
+            connection.rollback()
+    finally:
+        engine.dispose()
+    start = adoption.vintage.stamp if adoption is not None else now
+    revisions = _revisions_between(start, revision)
+    if adoption is not None:
+        revisions = [f"stamp {adoption.vintage.stamp}", *revisions]
+    return UpgradePlan(state, now, revision, adoption, revisions)
+
+
+def upgrade_sql(url: str, revision: str = "head") -> str:
+    """The SQL ``upgrade(url, revision)`` would run, from Alembic's offline mode
+    (``--sql``); only reads the database, to learn its revision or vintage."""
+    plan = plan_upgrade(url, revision)
+    cfg = _config()
+    cfg.set_main_option(
+        "sqlalchemy.url", parse_url(url).render_as_string(hide_password=True).replace("%", "%%")
+    )
+    buffer = io.StringIO()
+    cfg.output_buffer = buffer
+    with storage_errors("writing the SQL"):
+        if plan.adoption is not None:
+            dialect = parse_url(url).get_dialect()()
+            buffer.write(f"-- joblog: adopting {plan.adoption.describe()[0]}\n")
+            for statement in record_statements(plan.adoption):
+                compiled = statement.compile(
+                    dialect=dialect, compile_kwargs={"literal_binds": True}
+                )
+                buffer.write(f"{str(compiled).strip()};\n\n")
+            cfg.attributes["origin_record"] = plan.adoption.record
+            command.stamp(cfg, plan.adoption.vintage.stamp, sql=True)
+            command.upgrade(cfg, f"{plan.adoption.vintage.stamp}:{revision}", sql=True)
+        elif plan.current is not None:
+            if plan.revisions:
+                command.upgrade(cfg, f"{plan.current}:{revision}", sql=True)
+        else:
+            command.upgrade(cfg, revision, sql=True)
+    return buffer.getvalue()
 
 
 def stamp(url: str, revision: str) -> None:
@@ -93,7 +188,7 @@ def stamp(url: str, revision: str) -> None:
 
 
 def current(url: str) -> str | None:
-    """The database's current revision, or None when it has none (empty, older-system,
+    """The database's current revision, or None when it has none (empty, the platform's,
     or an SQLite file that does not exist, which this does not create)."""
     if missing_database(url) is not None:
         return None
@@ -128,18 +223,19 @@ def missing_database(url: str | sa.URL) -> Path | None:
 
 
 def detect(engine: sa.Engine | sa.Connection) -> DatabaseState:
-    """What the database holds: nothing of joblog's, the older system's tables, or a
-    schema Alembic manages.
+    """What the database holds: nothing of joblog's, the platform's tables without a
+    joblog revision, or a schema Alembic manages.
 
-    Some but not all of the older system's tables, and no ``alembic_version``, also
-    count as "older-system": adoption then refuses, naming what is missing.
+    Some but not all of the platform's tables also count as "platform": adoption then
+    refuses, naming what is missing. An empty ``alembic_version`` (left by a full
+    downgrade) does not make a database managed.
     """
     with storage_errors("inspecting the database"):
         tables = set(sa.inspect(engine).get_table_names())
-    if VERSION_TABLE in tables:
-        return "managed"
-    if tables & set(OLDER_SYSTEM_COLUMNS):
-        return "older-system"
+        if VERSION_TABLE in tables and _read_revision(engine) is not None:
+            return "managed"
+    if tables & set(ORIGIN_TABLES):
+        return "platform"
     return "empty"
 
 
@@ -206,15 +302,107 @@ def _run_alembic(connection: sa.Connection, run: Callable[[Config], None]) -> No
         run(cfg)
 
 
-def _upgrade_locked(connection: sa.Connection, revision: str) -> None:
-    if detect(connection) == "older-system":
-        # Renamed before stamping: a failure leaves the database unstamped, so adoption
-        # simply runs again (a rename already done is then skipped).
-        verify_older_system(connection)
-        with storage_errors("renaming the older system's indexes"):
-            normalise_index_names(connection)
-        _run_alembic(connection, lambda cfg: command.stamp(cfg, BASE_REVISION))
-    _run_alembic(connection, lambda cfg: command.upgrade(cfg, revision))
+def _revisions_between(start: str | None, target: str) -> list[str]:
+    """The revisions an upgrade from ``start`` (None: nothing) to ``target`` applies."""
+    with storage_errors("reading the revisions"):
+        try:
+            found = _script().iterate_revisions(target, start or "base")
+            return [r.revision for r in reversed(list(found)) if r is not None]
+        except (CommandError, RevisionError) as exc:
+            raise ConfigError(f"cannot upgrade from {start or 'base'} to {target}: {exc}") from exc
+
+
+def _upgrade_locked(connection: sa.Connection, revision: str) -> AdoptionPlan | None:
+    if detect(connection) != "platform":
+        _run_alembic(connection, lambda cfg: command.upgrade(cfg, revision))
+        return None
+    # Everything that could refuse is checked first, reading only: the vintage, joblog's
+    # leftovers, index names, the types to widen, the target.
+    with storage_errors("inspecting the platform's tables"):
+        plan = plan_adoption(connection)
+    stamp_at = plan.vintage.stamp
+    _revisions_between(stamp_at, revision)
+    if connection.in_transaction():
+        connection.commit()
+    with storage_errors("recording the adoption"):
+        write_record(connection, plan)
+    try:
+        _run_alembic(connection, lambda cfg: command.stamp(cfg, stamp_at))
+        _run_alembic(connection, lambda cfg: command.upgrade(cfg, revision))
+    except Exception as error:
+        _undo_adoption(connection, revision, error)
+        raise
+    logger.info("adopted the platform's database, vintage %s, at %s", plan.vintage.name, stamp_at)
+    return plan
+
+
+def _undo_adoption(connection: sa.Connection, target: str, error: Exception) -> None:
+    """Put a database whose adoption failed back as it was: the revision that failed
+    may be half-applied (MariaDB commits each DDL statement), so it is stamped and
+    downgraded too; every downgrade step tolerates what was never done."""
+    try:
+        if connection.in_transaction():
+            connection.rollback()
+        reached = _read_revision(connection)
+        if connection.in_transaction():
+            connection.commit()
+        if reached is not None:
+            pending = _revisions_between(reached, target)
+            if pending:
+                _run_alembic(connection, lambda cfg: command.stamp(cfg, pending[0]))
+            _downgrade_locked(connection, "base")
+        else:
+            _drop_adoption_tables(connection)
+    except Exception as undo_error:
+        raise SchemaError(
+            f"adopting the database failed ({error}), and undoing the adoption failed too"
+            f" ({undo_error}): it is partly adopted. Run joblog db upgrade again to finish,"
+            " or joblog db downgrade base to undo (both may be run again)"
+        ) from error
+    logger.warning("adoption failed and was undone: %s", error)
+
+
+def _downgrade_locked(connection: sa.Connection, revision: str) -> None:
+    with storage_errors("reading the adoption record"):
+        record = read_record(connection)
+    adopted = record is not None
+    if record is not None and _passes(connection, revision, WIDENING_REVISION):
+        with storage_errors("checking the adopted columns"):
+            refusals = restore_refusals(connection, record.widenings)
+        if refusals:
+            raise SchemaError(refusals)
+    _run_alembic(connection, lambda cfg: command.downgrade(cfg, revision))
+    if adopted and _read_revision(connection) is None:
+        # Un-adopted: the platform's database as it was, without joblog's version table.
+        _drop_adoption_tables(connection)
+
+
+#: The revision that widens the platform's columns (its downgrade may refuse).
+WIDENING_REVISION = "0003a_adopted_origin"
+
+
+def _passes(connection: sa.Connection, target: str, revision: str) -> bool:
+    """Whether downgrading to ``target`` undoes ``revision`` (relative targets: False,
+    the revision's own check still refuses)."""
+    current = _read_revision(connection)
+    if current is None or target[:1] in ("+", "-"):
+        return False
+    lower = None if target == "base" else target
+    try:
+        undone = _script().iterate_revisions(current, lower)
+        return any(step.revision == revision for step in undone if step is not None)
+    except (CommandError, RevisionError):
+        return False
+
+
+def _drop_adoption_tables(connection: sa.Connection) -> None:
+    with storage_errors("removing joblog's adoption tables"):
+        if connection.in_transaction():
+            connection.commit()
+        for table in (ADOPTION_TABLE, VERSION_TABLE):
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        if connection.in_transaction():
+            connection.commit()
 
 
 def _ensure_locked(connection: sa.Connection, url: sa.URL, head: str) -> None:
@@ -228,10 +416,12 @@ def _ensure_locked(connection: sa.Connection, url: sa.URL, head: str) -> None:
         _run_alembic(connection, lambda cfg: command.upgrade(cfg, "head"))
         return
     shown = url.render_as_string(hide_password=True)
-    if state == "older-system":
+    if state == "platform":
         raise SchemaError(
-            f"the database at {shown} holds the older system's tables without joblog's"
-            f" migrations; adopt it (rows are kept) with: joblog db upgrade --url '{shown}'"
+            f"the database at {shown} holds the platform's tables without joblog's"
+            f" migrations; see what adopting it does with: joblog db upgrade --check --url"
+            f" '{shown}', then adopt it (values and indexes are kept) with: joblog db"
+            f" upgrade --url '{shown}'"
         )
     if revision is not None and not _is_known(revision):
         raise SchemaError(
@@ -246,7 +436,7 @@ def _ensure_locked(connection: sa.Connection, url: sa.URL, head: str) -> None:
 
 def _has_no_tables(connection: sa.Connection) -> bool:
     tables = set(sa.inspect(connection).get_table_names())
-    return not (tables - {VERSION_TABLE}) & set(OLDER_SYSTEM_COLUMNS)
+    return not (tables - {VERSION_TABLE}) & set(ORIGIN_TABLES)
 
 
 def _read_revision(bind: sa.Engine | sa.Connection) -> str | None:

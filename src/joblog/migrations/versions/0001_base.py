@@ -1,9 +1,10 @@
 """The schema as the older system had it, before the seed's change.
 
 job_tracking, job_steps, log_events and failover_jobs as they stood: no external
-job ID on log_events and none of joblog's own columns. An older-system database
-that has these tables but no ``alembic_version`` is adopted by stamping this
-revision (see ``joblog.storage.migrate``).
+job ID on log_events and none of joblog's own columns. The platform's own database
+(vintages a and b) is adopted by stamping this revision (see
+``joblog.storage.adoption``); downgrading such a database below it un-adopts it: the
+tables are the platform's, so only joblog's adoption record goes.
 
 Revision ID: 0001_base
 Revises:
@@ -17,6 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql, postgresql
+
+from joblog.storage.adoption import drop_record_statement, origin_record
 
 revision: str = "0001_base"
 down_revision: str | None = None
@@ -144,6 +147,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if origin_record(op.get_context()) is not None:
+        # An adopted database: the four tables, their rows and indexes are the platform's.
+        op.execute(drop_record_statement())
+        return
     op.drop_table("failover_jobs")
     op.drop_table("log_events")
     op.drop_table("job_steps")

@@ -11,6 +11,10 @@ column as a catalog-only change and builds the index CONCURRENTLY. Those steps u
 IF [NOT] EXISTS because neither runs in one transaction: a run interrupted half-way can
 simply be run again.
 
+On the platform's database the column may already be there (vintage c is stamped at
+this revision; a vintage a or b that had the seed's change applied by hand is not):
+the origin's column and index are then left alone, up and down.
+
 Revision ID: 0002_external_job_id
 Revises: 0001_base
 Create Date: 2025-09-22
@@ -24,6 +28,7 @@ import sqlalchemy as sa
 from alembic import op
 from alembic.operations import Operations
 
+from joblog.storage.adoption import origin_record
 from joblog.storage.dialects import backend_named
 
 revision: str = "0002_external_job_id"
@@ -36,6 +41,11 @@ INDEX = "idx_log_events_external_job_id"
 
 def upgrade() -> None:
     backend = backend_named(op.get_context().dialect.name)
+    origin = origin_record(op.get_context())
+    if origin is not None and origin.has_column("log_events", "external_job_id"):
+        if origin.index_on("log_events", ("external_job_id",)) is None:
+            backend.create_index_online(_ops(), INDEX, "log_events", ["external_job_id"])
+        return
     if backend.name == "sqlite":
         op.add_column("log_events", sa.Column("external_job_id", sa.String(255), nullable=True))
         op.create_index(INDEX, "log_events", ["external_job_id"])
@@ -46,6 +56,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     backend = backend_named(op.get_context().dialect.name)
+    origin = origin_record(op.get_context())
+    if origin is not None and origin.has_column("log_events", "external_job_id"):
+        if origin.index_on("log_events", ("external_job_id",)) is None:
+            backend.drop_index_online(_ops(), INDEX, "log_events")
+        return
     backend.drop_column_online(_ops(), "log_events", "external_job_id", indexes=[INDEX])
 
 

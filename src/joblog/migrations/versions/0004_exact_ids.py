@@ -22,7 +22,7 @@ Each step may be run again after an interruption (IF [NOT] EXISTS; a collation a
 exact is skipped).
 
 Revision ID: 0004_exact_ids
-Revises: 0003_joblog
+Revises: 0003a_adopted_origin
 Create Date: 2026-12-04
 """
 
@@ -37,7 +37,7 @@ from alembic.operations import Operations
 from joblog.storage.dialects import backend_named
 
 revision: str = "0004_exact_ids"
-down_revision: str | None = "0003_joblog"
+down_revision: str | None = "0003a_adopted_origin"
 branch_labels: str | tuple[str, ...] | None = None
 depends_on: str | tuple[str, ...] | None = None
 
@@ -47,13 +47,14 @@ VIRTUAL = "running_external_id"
 EXACT = "utf8mb4_nopad_bin"
 HOLDS = f"{COLUMN} AND status IN ('pending', 'running')"
 
-#: MariaDB: the columns compared as IDs, and so given the exact collation.
-ID_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("job_tracking", "external_job_id"),
-    ("job_tracking", "context_id"),
-    ("log_events", "external_job_id"),
-    ("ingest_batches", "batch_key"),
-    ("failover_jobs", "job_id"),
+#: MariaDB: the columns compared as IDs, and so given the exact collation, with the
+#: definition joblog declares (used only for offline SQL, which cannot read the catalog).
+ID_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("job_tracking", "external_job_id", "VARCHAR(255) NULL"),
+    ("job_tracking", "context_id", "VARCHAR(255) NULL"),
+    ("log_events", "external_job_id", "VARCHAR(255) NULL"),
+    ("ingest_batches", "batch_key", "VARCHAR(128) NOT NULL"),
+    ("failover_jobs", "job_id", "VARCHAR(255) NOT NULL"),
 )
 
 
@@ -80,8 +81,8 @@ def upgrade() -> None:
                 f" WHERE {HOLDS}"
             )
         return
-    for table, column in ID_COLUMNS:
-        _set_collation(table, column, EXACT)
+    for table, column, declared in ID_COLUMNS:
+        _set_collation(table, column, EXACT, declared)
     backend.add_column_online(_ops(), "job_tracking", f"{COLUMN} BOOLEAN NOT NULL DEFAULT 0")
     backend.add_column_online(
         _ops(),
@@ -106,14 +107,29 @@ def downgrade() -> None:
     backend.drop_index_online(_ops(), INDEX, "job_tracking")
     backend.drop_column_online(_ops(), "job_tracking", VIRTUAL)
     backend.drop_column_online(_ops(), "job_tracking", COLUMN)
-    for table, column in ID_COLUMNS:
-        _set_collation(table, column, None)
+    for table, column, declared in ID_COLUMNS:
+        _set_collation(table, column, None, declared)
 
 
-def _set_collation(table: str, column: str, collation: str | None) -> None:
+def _set_collation(table: str, column: str, collation: str | None, declared: str) -> None:
     """MODIFY one column to ``collation`` (None: the table's default), keeping its type,
     nullability, default and comment as the catalog has them; skipped when the column
-    is absent or already there."""
+    is absent or already there. Offline (``--sql``) the catalog cannot be read: the
+    statement shows joblog's declared definition, and says so."""
+    context = op.get_context()
+    if context.as_sql:
+        target = f"CHARACTER SET utf8mb4 COLLATE {collation}" if collation else ""
+        context.impl.static_output(
+            f"-- {table}.{column}: online, the column's own type, nullability and default"
+            " are kept (read from information_schema)"
+        )
+        how = (
+            "ALGORITHM=COPY, LOCK=SHARED"
+            if table == "ingest_batches"
+            else ("ALGORITHM=INPLACE, LOCK=NONE")
+        )
+        op.execute(f"ALTER TABLE {table} MODIFY {column} {declared} {target}, {how}")
+        return
     bind = op.get_bind()
     found = (
         bind.execute(

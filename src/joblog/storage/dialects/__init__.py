@@ -3,7 +3,7 @@
 :class:`~joblog.storage.dialects.base.Backend` names every decision that depends on the
 database (engine settings, how a driver error is classified, the bulk insert of log
 events, the batch-key claim, several reads in one round trip, the migration lock, online
-DDL, index renames). Everything else in joblog is written once, in SQLAlchemy Core. A new
+DDL). Everything else in joblog is written once, in SQLAlchemy Core. A new
 backend is one module here and one entry in ``_BACKENDS``.
 """
 

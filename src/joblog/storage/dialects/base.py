@@ -2,7 +2,7 @@
 
 :class:`Backend` names every decision that depends on the database: engine settings,
 how a driver error is classified, the bulk insert of log events, the batch-key claim,
-several reads in one round trip, the migration lock, online DDL and index renames.
+several reads in one round trip, the migration lock, and online DDL.
 Everything else in joblog is written once, in SQLAlchemy Core, for all of them. A new
 backend is one module beside this one and one entry in the package's registry.
 """
@@ -124,24 +124,6 @@ class Backend:
         for index in indexes:
             self.drop_index_online(op, index, table)
         op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-
-    def rename_index_statements(
-        self,
-        dialect: sa.Dialect,
-        table: str,
-        old_name: str,
-        new_name: str,
-        columns: Sequence[str],
-        unique: bool,
-    ) -> list[str]:
-        """The DDL that renames an index (SQLite has no RENAME: drop and build again)."""
-        quote = dialect.identifier_preparer.quote
-        cols = ", ".join(quote(column) for column in columns)
-        kind = "UNIQUE INDEX" if unique else "INDEX"
-        return [
-            f"DROP INDEX {quote(old_name)}",
-            f"CREATE {kind} {quote(new_name)} ON {quote(table)} ({cols})",
-        ]
 
 
 class Rare(FunctionElement[bool]):

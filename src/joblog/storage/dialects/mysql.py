@@ -26,9 +26,6 @@ __all__ = ["MySQL"]
 
 NETWORK_TIMEOUT_S = 30
 LOCK_TIMEOUT_S = 120
-#: First MariaDB with ALTER TABLE ... RENAME INDEX (MySQL has had it since 5.7).
-MARIADB_RENAME_INDEX = (10, 5, 2)
-MYSQL_RENAME_INDEX = (5, 7)
 _INSERT = (
     "INSERT INTO log_events (job_id, step_id, external_job_id, level, message, attrs, ts)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s)"
@@ -144,23 +141,3 @@ class MySQL(Backend):
         drops = [f"DROP INDEX IF EXISTS {index}" for index in indexes]
         drops.append(f"DROP COLUMN IF EXISTS {column}")
         op.execute(f"ALTER TABLE {table} {', '.join(drops)}, ALGORITHM=INPLACE, LOCK=NONE")
-
-    def rename_index_statements(
-        self,
-        dialect: sa.Dialect,
-        table: str,
-        old_name: str,
-        new_name: str,
-        columns: Sequence[str],
-        unique: bool,
-    ) -> list[str]:
-        quote = dialect.identifier_preparer.quote
-        t, old, new = quote(table), quote(old_name), quote(new_name)
-        version = tuple(dialect.server_version_info or ())
-        is_mariadb = bool(getattr(dialect, "is_mariadb", False))
-        if version >= (MARIADB_RENAME_INDEX if is_mariadb else MYSQL_RENAME_INDEX):
-            return [f"ALTER TABLE {t} RENAME INDEX {old} TO {new}"]
-        cols = ", ".join(quote(column) for column in columns)
-        kind = "UNIQUE INDEX" if unique else "INDEX"
-        # One statement, so a foreign key needing the index is never left without one.
-        return [f"ALTER TABLE {t} DROP INDEX {old}, ADD {kind} {new} ({cols})"]

@@ -171,19 +171,6 @@ class PostgreSQL(Backend):
             self.drop_index_online(op, index, table)
         op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}")
 
-    def rename_index_statements(
-        self,
-        dialect: sa.Dialect,
-        table: str,
-        old_name: str,
-        new_name: str,
-        columns: Sequence[str],
-        unique: bool,
-    ) -> list[str]:
-        quote = dialect.identifier_preparer.quote
-        # Renaming a unique constraint's index renames the constraint with it.
-        return [f"ALTER INDEX {quote(old_name)} RENAME TO {quote(new_name)}"]
-
 
 _COMPILED: dict[tuple[int, str], tuple[str, dict[str, Any]]] = {}
 
