@@ -93,10 +93,17 @@ class TestJobsList:
         assert "child-1" not in client.get("/").text
         assert "child-1" in client.get("/", params={"children": "1"}).text
 
-    def test_unknown_status_is_a_400_page(self, client: ApiClient) -> None:
+    def test_unknown_status_is_a_422_page_naming_the_statuses(self, client: ApiClient) -> None:
         response = client.get("/", params={"status": "exploded"})
-        assert response.status_code == 400
+        assert response.status_code == 422
         assert "Unknown status" in response.text
+        assert "pending, running, completed, failed, cancelled" in response.text
+
+    @pytest.mark.parametrize("value", ["yes", "true", "2"])
+    def test_unknown_children_value_is_a_422_page(self, client: ApiClient, value: str) -> None:
+        response = client.get("/", params={"children": value})
+        assert response.status_code == 422
+        assert "children=1" in response.text
 
 
 class TestStaticFiles:
@@ -110,9 +117,10 @@ class TestStaticFiles:
         assert client.get("/static/" + name).status_code == 404
 
 
-@pytest.mark.parametrize("query", ["q=a%00b", "job_type=%00", "q=%ED%A0%80x%00"])
-def test_unusable_searches_are_400_on_every_backend(database_url: str, query: str) -> None:
+@pytest.mark.parametrize("query", ["q=a%00b", "job_type=%00", "q=%ED%A0%80x%00", "q=%ff"])
+def test_unusable_searches_are_422_on_every_backend(database_url: str, query: str) -> None:
     with api_client(create_app(database_url)) as client:
         response = client.get(f"/?{query}")
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
     assert "Unusable search" in response.text

@@ -23,7 +23,7 @@ from joblog import __version__
 from joblog._config import DEFAULT_URL
 from joblog.api import failover, routes_jobs, routes_login, routes_ops, routes_write, stream
 from joblog.api.auth import TokenGuard, bearer_scheme, install_access_control
-from joblog.api.errors import install_error_handlers
+from joblog.api.errors import InputGuard, Refusal, install_error_handlers, json_refusal
 from joblog.api.metrics import MetricsMiddleware, RequestMetrics
 from joblog.api.schemas import ErrorBody
 from joblog.api.settings import ApiSettings
@@ -104,6 +104,8 @@ def create_app(
     app.state.tracker = None
     app.state.reap_interval = reap_interval
     install_error_handlers(app)
+    # Inside access control (a client is authenticated first), outside every route.
+    app.add_middleware(InputGuard, refusals=_refusals())
     # Inside the metrics middleware, so that refused requests are counted too.
     install_access_control(app, guard, settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
@@ -130,6 +132,18 @@ def create_app(
 def _error_docs(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for error answers, so clients (and Schemathesis) expect them."""
     return {code: {"model": ErrorBody, "description": text} for code, text in described.items()}
+
+
+def _refusals() -> tuple[tuple[str, Refusal], ...]:
+    """How the input guard answers, by path prefix: the origin's contract, JSON, pages."""
+    from joblog.web.pages import refusal as page_refusal
+
+    json_paths = ("/api/", "/healthz", "/metrics", "/openapi.json")
+    return (
+        (failover.PREFIX, failover.refusal),
+        *((prefix, json_refusal) for prefix in json_paths),
+        ("/", page_refusal),
+    )
 
 
 def _include_dashboard(app: FastAPI) -> None:

@@ -5,18 +5,26 @@ ID 404 ``job_not_found``, a database that cannot be reached 503 ``database_unava
 Writes the job's state forbids get 409 ``invalid_transition``; a new job whose external ID a
 running job holds 409 ``external_id_in_use`` (with ``running_job_id``).
 Nothing a client sends should produce a 500.
+
+:class:`InputGuard` decides, before any route runs, that a request's path and query are
+text every backend can take: UTF-8 (as sent, before any lossy decoding) without NUL or
+lone surrogates. A path that is not gets 404 (it names nothing), a query parameter 422.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from joblog.exceptions import (
     ExternalIdInUse,
@@ -26,7 +34,16 @@ from joblog.exceptions import (
     StorageUnavailable,
 )
 
-__all__ = ["InvalidRequest", "error_body", "install_error_handlers"]
+__all__ = [
+    "UNUSABLE_TEXT",
+    "InputGuard",
+    "InvalidRequest",
+    "Refusal",
+    "error_body",
+    "install_error_handlers",
+    "json_refusal",
+    "unusable_part",
+]
 
 log = logging.getLogger("joblog.api")
 
@@ -117,3 +134,94 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ExternalIdInUse, _on_conflict)
     app.add_exception_handler(InvalidTransition, _on_conflict)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+
+
+# -- the input guard -------------------------------------------------------------------------
+
+#: Why a path or query part was refused (the ``msg`` of its ``detail`` entry).
+UNUSABLE_TEXT = "must be UTF-8 text without NUL characters"
+#: What no backend stores or compares: NUL (PostgreSQL) and lone surrogates (not UTF-8).
+_UNUSABLE_CHARS = re.compile("[\x00\ud800-\udfff]")
+
+#: Builds the answer to a refused request: (status, detail, decoded path) -> response.
+Refusal = Callable[[int, list[dict[str, Any]], str], Response]
+
+
+def _usable(raw: bytes) -> bool:
+    """True when ``raw`` (percent-decoded bytes) is UTF-8 text without NUL."""
+    if raw.isascii():
+        return b"\x00" not in raw
+    try:
+        text = raw.decode("utf-8")  # strict: no invalid, overlong or surrogate sequences
+    except UnicodeDecodeError:
+        return False
+    return "\x00" not in text
+
+
+def _shown(raw: bytes) -> str:
+    """Refused bytes as text a JSON or HTML answer can carry."""
+    return _UNUSABLE_CHARS.sub("\ufffd", raw.decode("utf-8", "replace"))
+
+
+def unusable_part(scope: Scope) -> list[str] | None:
+    """The ``loc`` of the first unusable part of the request: ``["path"]`` or
+    ``["query", name]``; None when the path and every query name and value are usable.
+
+    The raw bytes are checked, because servers decode invalid UTF-8 to U+FFFD (so ``%ff``
+    would otherwise match an ID holding U+FFFD), and the decoded path too, because a server
+    may hand over lone surrogates (``surrogateescape``) or no ``raw_path`` at all.
+    """
+    path: str = scope.get("path", "")
+    raw_path: bytes | None = scope.get("raw_path")
+    if _UNUSABLE_CHARS.search(path) or (
+        raw_path is not None and not _usable(unquote_to_bytes(raw_path.split(b"?", 1)[0]))
+    ):
+        return ["path"]
+    query: bytes = scope.get("query_string", b"")
+    if b"%" not in query and _usable(query):
+        return None  # the common case: plain ASCII, nothing percent-encoded
+    # latin-1 both ways keeps every byte as sent, so that the UTF-8 check sees the bytes.
+    for name, value in parse_qsl(
+        query.decode("latin-1"), keep_blank_values=True, encoding="latin-1"
+    ):
+        raw_name = name.encode("latin-1")
+        if not (_usable(raw_name) and _usable(value.encode("latin-1"))):
+            return ["query", _shown(raw_name)]
+    return None
+
+
+def json_refusal(status: int, detail: list[dict[str, Any]], _path: str) -> Response:
+    """The API's answer: 404 ``not_found`` for a path, 422 ``invalid_request`` for a query."""
+    code = "not_found" if status == 404 else "invalid_request"
+    return JSONResponse(error_body(code, detail=detail), status_code=status)
+
+
+class InputGuard:
+    """Pure ASGI middleware: refuse a request whose path or query is not usable text.
+
+    One decision for every route, present and future, on every backend (PostgreSQL refuses
+    NUL, psycopg cannot encode surrogates, MariaDB and SQLite would quietly compare them).
+    ``refusals`` says how to answer, by path prefix, first match wins (each part of the
+    app keeps its own error shape); paths no prefix matches get :func:`json_refusal`.
+    """
+
+    def __init__(self, app: ASGIApp, refusals: Sequence[tuple[str, Refusal]] = ()) -> None:
+        self.app = app
+        self.refusals = tuple(refusals)
+
+    def _refusal(self, path: str) -> Refusal:
+        return next(
+            (answer for prefix, answer in self.refusals if path.startswith(prefix)), json_refusal
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            loc = unusable_part(scope)
+            if loc is not None:
+                status = 404 if loc[0] == "path" else 422
+                detail = [{"loc": loc, "msg": UNUSABLE_TEXT, "type": "value_error"}]
+                path: str = scope.get("path", "")
+                response = self._refusal(path)(status, detail, path)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -26,9 +26,18 @@ from joblog.exceptions import JobNotFound
 from joblog.model import JobStatus, JobSummary, LegacyFailoverJob, ResolvedBy
 from joblog.resolve import Resolver, legacy_percent
 
-__all__ = ["TRACKING_SOURCE", "failover_status_body", "not_found_body", "router"]
+__all__ = [
+    "PREFIX",
+    "TRACKING_SOURCE",
+    "failover_status_body",
+    "not_found_body",
+    "refusal",
+    "router",
+]
 
 router = APIRouter(prefix="/api/v1", tags=["failover (origin GUI contract)"])
+#: Every path this router serves starts so (the input guard answers them in this shape).
+PREFIX = "/api/v1/failover/"
 
 #: ``job_details.tracking_source``: the origin's names for how the ID was matched.
 TRACKING_SOURCE = {
@@ -138,6 +147,14 @@ def not_found_body(any_id: str) -> dict[str, Any]:
         "message": "Failover job not found",
         "error": f"failover job not found: {any_id}",
     }
+
+
+def refusal(status: int, detail: list[dict[str, Any]], path: str) -> Response:
+    """The input guard's answer in the origin's shape: an unusable ID is not found."""
+    if status == 404:
+        return _json(not_found_body(path.removeprefix(PREFIX).removesuffix("/status")), 404)
+    body = {"success": False, "message": "Invalid request", "error": str(detail[0]["msg"])}
+    return _json(body, status)
 
 
 def _json(body: dict[str, Any], status_code: int = 200) -> Response:

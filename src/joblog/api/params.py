@@ -1,7 +1,8 @@
 """Query parameters FastAPI's types cannot check alone: datetimes, levels, statuses, cursors.
 
 Each parser raises :class:`InvalidRequest` naming the parameter, so a client learns which
-value was wrong; nothing here touches the database.
+value was wrong; nothing here touches the database. NUL and invalid UTF-8 never reach these
+parsers: :class:`~joblog.api.errors.InputGuard` refuses them for every route.
 """
 
 from __future__ import annotations
@@ -30,18 +31,15 @@ __all__ = [
 
 #: The longest free-text filter accepted (IDs, types and search text).
 MAX_TEXT = 255
-#: The largest value of a BIGINT column (event and step IDs).
 _LISTABLE_STATUSES = {s.value for s in JobStatus if s is not JobStatus.UNKNOWN}
 
 
 def parse_text(name: str, value: str | None) -> str | None:
-    """A filter string: at most MAX_TEXT characters and no NUL (PostgreSQL refuses those)."""
+    """A filter string of at most MAX_TEXT characters."""
     if value is None or value == "":
         return None
     if len(value) > MAX_TEXT:
         raise InvalidRequest(["query", name], f"at most {MAX_TEXT} characters")
-    if "\x00" in value:
-        raise InvalidRequest(["query", name], "must not contain NUL characters")
     return value
 
 

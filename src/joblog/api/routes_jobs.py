@@ -2,7 +2,8 @@
 
 IDs in paths are plain strings and may hold slashes (``{any_id:path}``); an ID ending in
 ``/logs`` or ``/stream`` therefore reaches the suffix route, never the status route. An ID
-longer than 255 characters, or holding a NUL, is unknown: 404 ``job_not_found``.
+longer than 255 characters is unknown: 404 ``job_not_found``; one holding NUL or invalid
+UTF-8 never gets here (:class:`~joblog.api.errors.InputGuard` answers 404).
 """
 
 from __future__ import annotations

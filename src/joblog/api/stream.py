@@ -51,7 +51,7 @@ __all__ = ["parse_last_event_id", "router", "state_token"]
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
 
-_LAST_EVENT_ID = re.compile(r"^(\d{1,19})\.([0-9a-f]{1,32})$")
+_LAST_EVENT_ID = re.compile(r"^(\d{1,19})\.([0-9a-f]{1,32})$", re.ASCII)
 
 
 def parse_last_event_id(value: str | None) -> tuple[int, str] | None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from joblog._storable import clean_text
 from joblog.exceptions import JobNotFound, StorageError
 from joblog.model import JobStatus, JobSummary, ResolvedBy
 from joblog.resolve import Resolver
@@ -24,7 +24,7 @@ from joblog.storage.store import Store
 from joblog.web.errors import failed_step_name, readable_error
 from joblog.web.render import render
 
-__all__ = ["STATIC_FILES", "build_router", "job_href"]
+__all__ = ["STATIC_FILES", "build_router", "job_href", "refusal"]
 
 #: The only files ``/static/{name}`` serves, with their media types.
 STATIC_FILES = {
@@ -37,6 +37,8 @@ STATIC_FILES = {
 LIST_LIMIT = 50
 MAX_QUERY_LENGTH = 255
 _STATUSES = tuple(s.value for s in JobStatus if s is not JobStatus.UNKNOWN)
+#: ``children``: the checkbox sends 1; absent, empty or 0 leave child jobs out.
+_CHILDREN = (None, "", "0", "1")
 _STATIC_DIR = Path(str(resources.files("joblog.web") / "static"))
 
 
@@ -70,6 +72,16 @@ def _problem(status_code: int, title: str, detail: str, query: str = "") -> HTML
     return _page("problem.html", status_code, title=title, detail=detail, query=query)
 
 
+def refusal(status: int, detail: list[dict[str, Any]], _path: str) -> Response:
+    """The API's input guard answering for a page: NUL or invalid UTF-8 in its path or query."""
+    if status == 404:
+        return _problem(404, "Not found", "A page address cannot hold NUL or invalid UTF-8.")
+    name = detail[0]["loc"][-1]
+    return _problem(
+        status, "Unusable search", f"{name}: a search cannot hold NUL or invalid UTF-8."
+    )
+
+
 def jobs_page(
     request: Request,
     status: str | None = None,
@@ -83,15 +95,16 @@ def jobs_page(
     """
     store: Store = request.app.state.store
     resolver: Resolver = request.app.state.resolver
+    # NUL and invalid UTF-8 never get here: the API's InputGuard answers 422 for them.
     status = status or None
     job_type = (job_type or "").strip() or None
     query = (q or "").strip()
     if status is not None and status not in _STATUSES:
-        return _problem(400, "Unknown status", f"Choose one of: {', '.join(_STATUSES)}.")
+        return _problem(422, "Unknown status", f"Choose one of: {', '.join(_STATUSES)}.")
+    if children not in _CHILDREN:
+        return _problem(422, "Unknown children value", "Use children=1 (or 0, or leave it out).")
     if len(query) > MAX_QUERY_LENGTH or (job_type is not None and len(job_type) > 50):
-        return _problem(400, "Search too long", "IDs have at most 255 characters.")
-    if clean_text(query) != query or (job_type is not None and clean_text(job_type) != job_type):
-        return _problem(400, "Unusable search", "A search cannot hold NUL or lone surrogates.")
+        return _problem(422, "Search too long", "IDs have at most 255 characters.")
     try:
         if query and _is_known_id(resolver, query):
             return RedirectResponse(job_href(query), status_code=303)
