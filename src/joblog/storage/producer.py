@@ -22,7 +22,7 @@ from joblog._ops import EventRow
 from joblog.exceptions import Conflict, ExternalIdInUse, InvalidTransition, JobNotFound
 from joblog.model import Job, JobStatus, PlannedStep, Step, StepStatus
 from joblog.progress import FINISHED_STEP_STATUSES, planned_percent
-from joblog.storage import schema
+from joblog.storage import queries, schema
 from joblog.storage.engine import storage_errors
 from joblog.storage.rows import job_from_row, step_from_row, to_naive_utc
 from joblog.storage.store import Store
@@ -119,11 +119,10 @@ class ProducerWrites:
 
     @staticmethod
     def _open_holder(conn: sa.Connection, external_job_id: str | None) -> str | None:
+        """The open job holding ``external_job_id`` (the reader's statement, run in this
+        transaction)."""
         holder = conn.execute(
-            sa.select(jobs.c.id)
-            .where(jobs.c.external_job_id == external_job_id, jobs.c.status.in_(_OPEN))
-            .order_by(jobs.c.created_at, jobs.c.id)
-            .limit(1)
+            queries.RUNNING_WITH_EXTERNAL_ID, {"external_job_id": external_job_id}
         ).scalar()
         return None if holder is None else str(holder)
 

@@ -128,6 +128,7 @@ RUNNING_WITH_EXTERNAL_ID = (
         jobs.c.external_job_id == sa.bindparam("external_job_id", type_=sa.String),
         jobs.c.status.in_(_OPEN),
     )
+    .order_by(jobs.c.created_at, jobs.c.id)  # the first holder, when the origin has several
     .limit(1)
 )
 RECENT_DURATIONS = (
