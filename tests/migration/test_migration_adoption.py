@@ -151,6 +151,8 @@ class TestAdoptionKeepsTheOrigin:
             ("job_steps", "weight"),
             ("job_steps", "allow_failure"),
             ("job_tracking", "exclusive_external_id"),
+            ("log_events", "trace_id"),  # 0005: OpenTelemetry
+            ("log_events", "span_id"),
         }
         if vintage_url.startswith("mysql"):
             joblog_columns.add(("job_tracking", "running_external_id"))  # 0004's VIRTUAL

@@ -168,7 +168,31 @@ log_events = sa.Table(
     sa.Column("ts", timestamp(), nullable=False, index=True),
     # The seed's change: the GUI-constructed ID, indexed for a direct lookup.
     sa.Column("external_job_id", id_string(255), nullable=True, index=True),
+    # OpenTelemetry: the span active when the event was logged (lowercase hex), if any.
+    sa.Column("trace_id", sa.String(32), nullable=True, index=True),
+    sa.Column("span_id", sa.String(16), nullable=True),
 )
+
+# A job's newest events, read without walking the primary key: PostgreSQL only, as
+# InnoDB's and SQLite's index on job_id already ends in the primary key (revision 0005).
+JOB_NEWEST = "idx_log_events_job_id_id"
+
+
+def _postgresql(
+    ddl: Any,
+    target: Any,
+    bind: Any,
+    tables: Any = None,
+    state: Any = None,
+    *,
+    dialect: sa.Dialect,
+    compiler: Any = None,
+    checkfirst: bool = False,
+) -> bool:
+    return dialect.name == "postgresql"
+
+
+sa.Index(JOB_NEWEST, log_events.c.job_id, log_events.c.id).ddl_if(callable_=_postgresql)
 
 failover_jobs = sa.Table(
     "failover_jobs",
