@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_URL", "MAX_BIGINT", "MAX_ID_LENGTH"]
+from datetime import timedelta
+
+__all__ = ["DEFAULT_URL", "MAX_BIGINT", "MAX_ID_LENGTH", "parse_duration"]
 
 #: The database when none is given: a SQLite file in the working directory.
 DEFAULT_URL = "sqlite:///joblog.db"
@@ -12,3 +14,19 @@ MAX_ID_LENGTH = 255
 
 #: The largest value of a BIGINT column (event and step IDs, cursors).
 MAX_BIGINT = 2**63 - 1
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str) -> timedelta:
+    """'30d', '12h', '15m', '90s' or plain seconds; ValueError for anything else."""
+    text = str(value).strip().lower()
+    unit = text[-1:] if text[-1:] in _UNITS else "s"
+    number = text[:-1] if text[-1:] in _UNITS else text
+    try:
+        amount = float(number)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a duration like 30d, 12h, 15m or 90s") from None
+    if not 0 < amount <= 1e9:
+        raise ValueError(f"{value!r} must be a positive duration")
+    return timedelta(seconds=amount * _UNITS[unit])

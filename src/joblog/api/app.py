@@ -9,6 +9,7 @@ may attach it as ``app.state.tracker`` to have its writer counters in ``/metrics
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -43,25 +44,40 @@ def create_app(
     store: Store | None = None,
     reap_interval: float | None = None,
     retention: timedelta | None = None,
-    prune_interval: float = 3600.0,
+    prune_interval: float | None = None,
     settings: ApiSettings | None = None,
 ) -> FastAPI:
     """The joblog server for the database at ``url`` (or the given ``store``).
 
+    Without ``url`` or ``store`` the database is ``JOBLOG_DATABASE_URL``'s; without
+    ``settings``, they come from the ``JOBLOG_*`` variables ``joblog serve`` reads
+    (:meth:`ApiSettings.from_env`), so ``uvicorn 'joblog.api.app:create_app' --factory``
+    is configured like ``joblog serve``.
     ``reap_interval``: seconds between sweeps that fail abandoned jobs (running, no
     heartbeat for a while: :meth:`Housekeeping.reap_abandoned`) while the app serves; None: none.
     ``retention``: when set, every ``prune_interval`` seconds log events older than this
     are pruned in small batches (:meth:`Housekeeping.prune`; events of running jobs are kept).
+    These three, when given, override the settings' own.
     """
+    if reap_interval is not None and reap_interval <= 0:
+        raise ValueError("reap_interval must be positive")
+    if (prune_interval is not None and prune_interval <= 0) or (
+        retention is not None and retention <= timedelta(0)
+    ):
+        raise ValueError("prune_interval and retention must be positive")
+    settings = settings if settings is not None else ApiSettings.from_env()
+    if reap_interval is not None:
+        settings = dataclasses.replace(settings, reap_interval=reap_interval)
+    if retention is not None:
+        settings = dataclasses.replace(settings, retention=retention)
+    if prune_interval is not None:
+        settings = dataclasses.replace(settings, prune_interval=prune_interval)
     if store is None:
         store = Store(url or os.environ.get("JOBLOG_DATABASE_URL") or DEFAULT_URL)
         owns_store = True
     else:
         owns_store = False
-    if reap_interval is not None and reap_interval <= 0:
-        raise ValueError("reap_interval must be positive")
-    if prune_interval <= 0 or (retention is not None and retention <= timedelta(0)):
-        raise ValueError("prune_interval and retention must be positive")
+    reap_every, keep_for = settings.reap_interval, settings.retention
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -71,10 +87,16 @@ def create_app(
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = _app.state.settings.worker_threads
         async with anyio.create_task_group() as tasks:
-            if reap_interval is not None:
-                tasks.start_soon(_every, reap_interval, _reap, store)
-            if retention is not None:
-                tasks.start_soon(_every, prune_interval, _prune, store, retention)
+            if reap_every is not None:
+                log.info("reaper: every %gs, abandoned jobs are failed", reap_every)
+                tasks.start_soon(_every, reap_every, _reap, store)
+            if keep_for is not None:
+                log.info(
+                    "pruning: log events older than %s, every %gs",
+                    keep_for,
+                    settings.prune_interval,
+                )
+                tasks.start_soon(_every, settings.prune_interval, _prune, store, keep_for)
             try:
                 yield
             finally:
@@ -90,7 +112,7 @@ def create_app(
     )
     app.state.store = store
     app.state.resolver = resolver = Resolver(store)
-    app.state.settings = settings = settings or ApiSettings()
+    app.state.settings = settings
     app.state.guard = guard = TokenGuard(
         settings.write_tokens,
         settings.read_tokens,
@@ -102,7 +124,7 @@ def create_app(
     )
     app.state.metrics = RequestMetrics()
     app.state.tracker = None
-    app.state.reap_interval = reap_interval
+    app.state.reap_interval = reap_every
     install_error_handlers(app)
     # Inside access control (a client is authenticated first), outside every route.
     app.add_middleware(InputGuard, refusals=_refusals())

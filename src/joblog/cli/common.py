@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from joblog._config import DEFAULT_URL
+from joblog._config import DEFAULT_URL, parse_duration
 from joblog.exceptions import JobLogError
 
 if TYPE_CHECKING:
@@ -129,9 +129,6 @@ def duration(seconds: float | None) -> str:
     return str(timedelta(seconds=round(seconds)))
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 class DurationType(click.ParamType):  # type: ignore[type-arg,unused-ignore]
     """'30d', '12h', '15m', '90s' or plain seconds."""
 
@@ -140,16 +137,10 @@ class DurationType(click.ParamType):  # type: ignore[type-arg,unused-ignore]
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, timedelta):
             return value
-        text = str(value).strip().lower()
-        unit = text[-1:] if text[-1:] in _UNITS else "s"
-        number = text[:-1] if text[-1:] in _UNITS else text
         try:
-            amount = float(number)
-        except ValueError:
-            self.fail(f"{value!r} is not a duration like 30d, 12h, 15m or 90s", param, ctx)
-        if not 0 < amount <= 1e9:
-            self.fail(f"{value!r} must be a positive duration", param, ctx)
-        return timedelta(seconds=amount * _UNITS[unit])
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 DURATION = DurationType()

@@ -2,14 +2,25 @@
 
 The socket is bound here, before uvicorn starts, so that a port in use is a one-line
 error rather than a log record and an exit from deep inside the server.
+
+Every option can come from the command line, then a ``JOBLOG_<OPTION>`` variable (click's
+``auto_envvar_prefix``: ``--reap-interval`` is ``JOBLOG_REAP_INTERVAL``; ``--url`` is
+``JOBLOG_DATABASE_URL``), then the TOML file of ``--config`` (``JOBLOG_CONFIG``), then its
+default. The file's keys are the options' names (``reap_interval = 30``, ``retention =
+"30d"``); an unknown key, a value of the wrong type or out of range is an error naming the
+file and the key. Tokens are secrets and come from the environment only.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import logging
+import math
 import socket
+import sys
+import tomllib
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 import uvicorn
@@ -25,6 +36,86 @@ if TYPE_CHECKING:
 __all__ = ["serve_command"]
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+ENV_PREFIX = "JOBLOG"
+#: One line per record on stderr: when, how bad, which part, what.
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def _config_error(path: str, message: str) -> click.BadParameter:
+    return click.BadParameter(f"{path}: {message}", param_hint="'--config'")
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Read the TOML file into ``ctx.default_map``, checking every key and value first."""
+    if value is None:
+        return None
+    try:
+        raw = Path(value).read_bytes()[: MAX_CONFIG_BYTES + 1]
+    except OSError as exc:
+        raise _config_error(value, f"cannot read it: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise _config_error(value, "larger than 1 MiB; not a configuration file")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise _config_error(value, "not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise _config_error(value, f"not valid TOML: {exc}") from exc
+    params = {
+        p.name: p
+        for p in ctx.command.params
+        if isinstance(p, click.Option) and p.name not in (None, "config", "help")
+    }
+    defaults: dict[str, Any] = {}
+    for key, item in data.items():
+        name = key.replace("-", "_")
+        param = params.get(name)
+        if param is None:
+            known = ", ".join(sorted(params))
+            raise _config_error(value, f"unknown key {_shown(key)}; the keys are: {known}")
+        defaults[name] = _checked(ctx, value, key, param, item)
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+def _shown(key: str) -> str:
+    return repr(key[:60]).encode("ascii", "backslashreplace").decode()
+
+
+def _checked(ctx: click.Context, path: str, key: str, param: click.Option, item: Any) -> Any:
+    """The value of ``key`` converted by the option's own type, or a clear error."""
+    if param.is_flag:
+        if not isinstance(item, bool):
+            raise _config_error(path, f"{key} must be true or false")
+        return item
+    if isinstance(item, bool) or not isinstance(item, str | int | float):
+        raise _config_error(path, f"{key} must be a string or a number, not {type(item).__name__}")
+    if isinstance(item, float) and not math.isfinite(item):
+        raise _config_error(path, f"{key} must be a finite number")
+    if isinstance(item, str) and any(ord(char) < 0x20 or ord(char) == 0x7F for char in item):
+        raise _config_error(path, f"{key} holds a control character")
+    try:
+        return param.type_cast_value(ctx, item)
+    except click.BadParameter as exc:
+        raise _config_error(path, f"{key} = {item!r:.80}: {exc.message}") from exc
+
+
+def _configure_logging(level: str, verbose: bool) -> None:
+    """joblog's own records (startup, reaper, pruning) on stderr; migrations only with -v."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, "%Y-%m-%d %H:%M:%S"))
+    numeric = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
+    ours = logging.getLogger("joblog")
+    ours.handlers = [h for h in ours.handlers if not getattr(h, "joblog_serve", False)]
+    handler.joblog_serve = True  # type: ignore[attr-defined]
+    ours.addHandler(handler)
+    ours.setLevel(numeric)
+    ours.propagate = False
+    alembic = logging.getLogger("alembic")
+    if verbose:
+        alembic.addHandler(handler)
+        alembic.setLevel(logging.INFO)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -43,18 +134,16 @@ def _open_store(url: str) -> Store:
     return store
 
 
-def _access_settings(
-    host: str, external_id_policy: str, read_only: bool, insecure_no_auth: bool
-) -> ApiSettings:
-    """Tokens from the environment; refuse an open write API unless explicitly asked for."""
-    from joblog.api.auth import load_tokens
+def _settings(host: str, insecure_no_auth: bool, **options: Any) -> ApiSettings:
+    """The settings from the environment and the options; refuse an open write API unless
+    explicitly asked for."""
     from joblog.api.settings import ApiSettings
 
     try:
-        write_tokens, read_tokens = load_tokens("WRITE"), load_tokens("READ")
+        settings = ApiSettings.from_env(insecure_no_auth=insecure_no_auth, **options)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    if not read_only and not write_tokens:
+    if settings.write_api and not settings.write_tokens:
         if not insecure_no_auth:
             raise click.ClickException(
                 "the write API needs a token: set JOBLOG_WRITE_TOKENS (or "
@@ -68,15 +157,13 @@ def _access_settings(
             bold=True,
             err=True,
         )
-    elif insecure_no_auth:
+    elif insecure_no_auth and settings.write_tokens:
         click.echo("note: --insecure-no-auth ignored: write tokens are configured", err=True)
-    return ApiSettings(
-        write_tokens=write_tokens,
-        read_tokens=read_tokens,
-        insecure_no_auth=insecure_no_auth and not write_tokens,
-        write_api=not read_only,
-        external_id_policy=external_id_policy,
-    )
+    if settings.write_tokens and settings.insecure_no_auth:
+        import dataclasses
+
+        settings = dataclasses.replace(settings, insecure_no_auth=False)
+    return settings
 
 
 def _display_url(host: str, port: int) -> str:
@@ -86,7 +173,16 @@ def _display_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
-@click.command("serve")
+@click.command("serve", context_settings={"auto_envvar_prefix": ENV_PREFIX})
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    is_eager=True,
+    expose_value=False,
+    callback=_load_config,
+    show_envvar=True,
+    help="A TOML file of options (keys as the options' names); flags and JOBLOG_* win.",
+)
 @url_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
@@ -106,7 +202,6 @@ def _display_url(host: str, port: int) -> str:
 @click.option(
     "--retention",
     type=DURATION,
-    envvar="JOBLOG_RETENTION",
     default=None,
     help="Prune log events older than this (e.g. 30d) while serving; default: keep all.",
 )
@@ -120,7 +215,6 @@ def _display_url(host: str, port: int) -> str:
 @click.option(
     "--external-id-policy",
     type=click.Choice(["reject", "allow"]),
-    envvar="JOBLOG_EXTERNAL_ID_POLICY",
     default="reject",
     show_default=True,
     help="A new job whose external ID a running job holds: refuse it (409) or allow it.",
@@ -128,16 +222,39 @@ def _display_url(host: str, port: int) -> str:
 @click.option(
     "--worker-threads",
     type=click.IntRange(1, 64),
-    envvar="JOBLOG_WORKER_THREADS",
     default=2,
     show_default=True,
     help="Threads for database calls; more only contend for the GIL.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(0.01, 60),
+    default=0.3,
+    show_default=True,
+    help="Seconds between two database reads of a followed job (the live stream).",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(1024, 1024**3),
+    default=5 * 1024 * 1024,
+    show_default=True,
+    help="Larger request bodies get 413.",
+)
+@click.option(
+    "--session-max-age",
+    type=DURATION,
+    default="12h",
+    show_default=True,
+    help="How long a dashboard login lasts.",
 )
 @click.option("--read-only", is_flag=True, help="Serve without the write (ingest) API.")
 @click.option(
     "--insecure-no-auth",
     is_flag=True,
     help="Accept writes without a token when none is configured (local experiments only).",
+)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Also log the migrations run at startup (Alembic)."
 )
 def serve_command(
     url: str,
@@ -149,36 +266,55 @@ def serve_command(
     prune_interval: timedelta,
     external_id_policy: str,
     worker_threads: int,
+    poll_interval: float,
+    max_body_bytes: int,
+    session_max_age: timedelta,
     read_only: bool,
     insecure_no_auth: bool,
+    verbose: bool,
 ) -> None:
     """Serve the status API (/api/v1, docs at /docs) and the live dashboard.
 
     Writes need a bearer token from JOBLOG_WRITE_TOKENS (comma-separated) or
     JOBLOG_WRITE_TOKENS_FILE (one per line); with JOBLOG_READ_TOKENS (or _FILE) set, reads
     and the dashboard need a read or write token too. See docs/INGEST.md.
+
+    Any option may instead come from JOBLOG_<OPTION> (e.g. JOBLOG_REAP_INTERVAL) or from
+    the TOML file of --config; the command line wins, then the environment, then the file.
     """
     from joblog.api.app import create_app  # FastAPI is imported only for this command
 
-    settings = dataclasses.replace(
-        _access_settings(host, external_id_policy, read_only, insecure_no_auth),
+    _configure_logging(log_level, verbose)
+    settings = _settings(
+        host,
+        insecure_no_auth,
+        write_api=not read_only,
+        external_id_policy=external_id_policy,
         worker_threads=worker_threads,
+        poll_interval=poll_interval,
+        max_body_bytes=max_body_bytes,
+        session_max_age=int(session_max_age.total_seconds()),
+        reap_interval=reap_interval or None,
+        retention=retention,
+        prune_interval=prune_interval.total_seconds(),
     )
     store = _open_store(url)
     sock = _listen(host, port)
     bound_port = int(sock.getsockname()[1])
-    app = create_app(
-        store=store,
-        reap_interval=reap_interval or None,
-        retention=retention,
-        prune_interval=prune_interval.total_seconds(),
-        settings=settings,
-    )
+    app = create_app(store=store, settings=settings)
     config = uvicorn.Config(app, log_level=log_level, lifespan="on")
     server = uvicorn.Server(config)
     database = store.url.render_as_string(hide_password=True)
     click.echo(f"joblog serving {database}")
     click.echo(f"dashboard: {_display_url(host, bound_port)}   API docs: /docs")
+    logging.getLogger("joblog.serve").info(
+        "serving %s on %s (write API %s, read tokens %s, %d worker threads)",
+        database,
+        _display_url(host, bound_port),
+        "on" if settings.write_api else "off",
+        "required" if settings.read_tokens else "not required",
+        settings.worker_threads,
+    )
     try:
         server.run(sockets=[sock])
     finally:
