@@ -79,6 +79,12 @@ class Touched:
                 self.external_ids.add(row[2])
 
     @classmethod
+    def of_event_rows(cls, rows: Iterable[Sequence[Any]]) -> Touched:
+        touched = cls()
+        touched.add_event_rows(rows)
+        return touched
+
+    @classmethod
     def by_ops(cls, ops: Iterable[Op]) -> Touched:
         touched = cls()
         for op in ops:
