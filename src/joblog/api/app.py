@@ -25,6 +25,7 @@ from joblog._config import DEFAULT_URL
 from joblog.api import failover, routes_jobs, routes_login, routes_ops, routes_write, stream
 from joblog.api.auth import TokenGuard, bearer_scheme, install_access_control
 from joblog.api.errors import InputGuard, Refusal, install_error_handlers, json_refusal
+from joblog.api.hub import ChangeHub
 from joblog.api.metrics import MetricsMiddleware, RequestMetrics
 from joblog.api.schemas import ErrorBody
 from joblog.api.settings import ApiSettings
@@ -87,6 +88,7 @@ def create_app(
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = _app.state.settings.worker_threads
         async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_app.state.hub.run)
             if reap_every is not None:
                 log.info("reaper: every %gs, abandoned jobs are failed", reap_every)
                 tasks.start_soon(_every, reap_every, _reap, store)
@@ -123,6 +125,9 @@ def create_app(
         store, external_id_policy=settings.external_id_policy, attach=resolver.attach
     )
     app.state.metrics = RequestMetrics()
+    app.state.hub = ChangeHub(
+        store, poll_interval=settings.poll_interval, safety_interval=settings.safety_interval
+    )
     app.state.tracker = None
     app.state.reap_interval = reap_every
     install_error_handlers(app)

@@ -18,8 +18,10 @@ __all__ = ["ENVIRONMENT", "ApiSettings"]
 class ApiSettings:
     """How often the stream polls, how it keeps a connection alive, how long health waits.
 
-    ``poll_interval``: seconds between two database reads of one followed job (the
-    producer may be another process, so the stream polls rather than subscribes).
+    ``poll_interval``: seconds between two ticks of the shared change watcher on MariaDB
+    and SQLite (one query for all followed jobs), and between two reads of a stream that
+    has no change hub (legacy rows). ``safety_interval``: the watcher's tick on
+    PostgreSQL, where ``NOTIFY`` wakes the streams and the watcher only catches a lost one.
     ``keepalive_interval``: seconds of silence after which a ``: keepalive`` comment is sent.
     ``retry_ms``: the reconnect delay the ``retry:`` field asks EventSource clients to use.
     ``stream_batch``: log events read per poll; a full batch is followed at once by the next.
@@ -44,6 +46,7 @@ class ApiSettings:
     """
 
     poll_interval: float = 0.3
+    safety_interval: float = 5.0
     keepalive_interval: float = 15.0
     retry_ms: int = 2000
     stream_batch: int = 500
@@ -89,6 +92,8 @@ class ApiSettings:
     def __post_init__(self) -> None:
         if not 0.01 <= self.poll_interval <= 60:
             raise ValueError("poll_interval must be between 0.01 and 60 seconds")
+        if not 0.01 <= self.safety_interval <= 600:
+            raise ValueError("safety_interval must be between 0.01 and 600 seconds")
         if self.keepalive_interval <= 0 or self.health_timeout <= 0:
             raise ValueError("keepalive_interval and health_timeout must be positive")
         if self.retry_ms < 0 or self.stream_batch < 1:

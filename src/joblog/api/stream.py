@@ -1,8 +1,11 @@
 """``GET /api/v1/jobs/{any_id}/stream``: a job's changes as Server-Sent Events.
 
-The producer may be another process on any backend, so the stream polls the database
-(job row, steps, children, events after the last one sent) instead of subscribing to
-anything in this process. Events, in order:
+The producer may be another process on any backend. The stream reads the database (job
+row, steps, children, events after the last one sent) when the process's change hub
+(:mod:`joblog.api.hub`) says the job moved: a PostgreSQL ``NOTIFY`` sent at each commit,
+or the hub's one shared watcher query a tick on every backend; an idle stream costs no
+query of its own. Legacy failover rows, which the older system changes without notice,
+and an app run without its lifespan (no hub) poll every ``poll_interval``. Events, in order:
 
 * ``snapshot``: the summary dict (first event of a fresh connection, never of a resume);
   its ``recent_events`` are the log tail, and ``log`` events continue after them;
@@ -19,10 +22,11 @@ the log events after that ID, and the state events only if the token changed mea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 
 from joblog._config import MAX_BIGINT
 from joblog.api.errors import InvalidRequest
+from joblog.api.hub import ChangeHub, Subscription
 from joblog.api.schemas import ErrorBody
 from joblog.api.serialize import (
     dumps,
@@ -46,6 +51,7 @@ from joblog.api.settings import ApiSettings
 from joblog.exceptions import JobNotFound, StorageError
 from joblog.model import Job, JobSummary, LogEvent, ResolvedBy, Step
 from joblog.resolve import Located, Resolver
+from joblog.storage.notify import Key
 
 __all__ = ["parse_last_event_id", "router", "state_token"]
 
@@ -111,6 +117,16 @@ class _Source:
         self.resolver = resolver
         self.located = located
         self.scope = located.scope
+
+    @property
+    def key(self) -> Key | None:
+        """What the change hub knows this source by; None: not announced (legacy rows)."""
+        if self.located.legacy is not None or self.scope.empty:
+            return None
+        if self.scope.job_id is not None:
+            return ("j", self.scope.job_id)
+        assert self.scope.external_job_id is not None
+        return ("x", self.scope.external_job_id)
 
     def poll(self, known_token: str | None, after_id: int, limit: int) -> _Poll:
         """Read the state (the full summary only if its token moved) then newer events."""
@@ -237,41 +253,75 @@ async def _follow(
     # After the job is seen terminal, one more round picks up log lines written just after.
     final_round = job.is_terminal and resume is None
     last_sent = time.monotonic()
-    while True:
-        if await request.is_disconnected():
-            return
-        try:
-            poll = await run_in_threadpool(source.poll, known, cursor.log_id, settings.stream_batch)
-        except (StorageError, JobNotFound):
-            # The database is away: keep the connection and try again on the next round.
-            poll = None
-        frames: list[bytes] = []
-        if poll is not None:
-            if poll.summary is not None:
-                job = poll.summary.job
-                assert poll.token is not None
-                if known is None and poll.token == cursor.token:
-                    cursor.seen(poll.summary)  # a resume that missed no state change
-                else:
-                    frames += cursor.state_frames(poll.summary, poll.token)
-            known = poll.token if poll.token is not None else known
-            frames += cursor.log_frames(poll.events)
-            terminal = job.is_terminal
-        for frame in frames:
-            yield frame
-        if frames:
-            last_sent = time.monotonic()
-        more_logs = poll is not None and len(poll.events) >= settings.stream_batch
-        if terminal and poll is not None and not more_logs:
-            if final_round:
-                yield cursor.end_frame(job)
+    with _subscription(request, source) as subscription:
+        while True:
+            if await request.is_disconnected():
                 return
-            final_round = True
-        if time.monotonic() - last_sent >= settings.keepalive_interval:
-            yield b": keepalive\n\n"
-            last_sent = time.monotonic()
-        if not more_logs:
-            await anyio.sleep(settings.poll_interval)
+            try:
+                poll = await run_in_threadpool(
+                    source.poll, known, cursor.log_id, settings.stream_batch
+                )
+            except (StorageError, JobNotFound):
+                # The database is away: keep the connection and try again on the next round.
+                poll = None
+            frames: list[bytes] = []
+            if poll is not None:
+                if poll.summary is not None:
+                    job = poll.summary.job
+                    assert poll.token is not None
+                    if known is None and poll.token == cursor.token:
+                        cursor.seen(poll.summary)  # a resume that missed no state change
+                    else:
+                        frames += cursor.state_frames(poll.summary, poll.token)
+                known = poll.token if poll.token is not None else known
+                frames += cursor.log_frames(poll.events)
+                terminal = job.is_terminal
+            for frame in frames:
+                yield frame
+            if frames:
+                last_sent = time.monotonic()
+            more_logs = poll is not None and len(poll.events) >= settings.stream_batch
+            if terminal and poll is not None and not more_logs:
+                if final_round:
+                    yield cursor.end_frame(job)
+                    return
+                final_round = True
+            if time.monotonic() - last_sent >= settings.keepalive_interval:
+                yield b": keepalive\n\n"
+                last_sent = time.monotonic()
+            if more_logs:
+                continue
+            if subscription is None or poll is None or final_round:
+                await anyio.sleep(settings.poll_interval)
+                continue
+            # Idle: no query until the hub says the job moved; keepalives meanwhile.
+            while True:
+                due = settings.keepalive_interval - (time.monotonic() - last_sent)
+                if due <= 0:
+                    yield b": keepalive\n\n"
+                    last_sent = time.monotonic()
+                    continue
+                if await subscription.wait(min(due, _DISCONNECT_CHECK_S)):
+                    break
+                if await request.is_disconnected():
+                    return
+
+
+#: Seconds between two checks for a vanished client while a stream waits on the hub.
+_DISCONNECT_CHECK_S = 1.0
+
+
+@contextlib.contextmanager
+def _subscription(request: Request, source: _Source) -> Iterator[Subscription | None]:
+    """The stream's hub subscription; None (poll every ``poll_interval``) without a
+    running hub, and for legacy rows, which the older system changes without notice."""
+    hub: ChangeHub | None = getattr(request.app.state, "hub", None)
+    key = source.key
+    if hub is None or not hub.running or key is None:
+        yield None
+        return
+    with hub.subscribe(key) as subscription:
+        yield subscription
 
 
 @router.get(

@@ -22,7 +22,7 @@ from joblog._ops import EventRow
 from joblog.exceptions import Conflict, ExternalIdInUse, InvalidTransition, JobNotFound
 from joblog.model import Job, JobStatus, PlannedStep, Step, StepStatus
 from joblog.progress import FINISHED_STEP_STATUSES, planned_percent
-from joblog.storage import queries, schema
+from joblog.storage import notify, queries, schema
 from joblog.storage.engine import storage_errors
 from joblog.storage.rows import job_from_row, step_from_row, to_naive_utc
 from joblog.storage.store import Store
@@ -268,6 +268,7 @@ class ProducerWrites:
                     )
                 )
             self.store.backend.insert_events(conn, rows)
+            notify.announce(conn, notify.Touched.of_event_rows(rows))
         return True
 
     @staticmethod

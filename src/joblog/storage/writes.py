@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from joblog._ops import InsertEvents, InsertJob, InsertStep, Op, UpdateJob
 from joblog.storage import schema
 from joblog.storage.dialects import Backend
+from joblog.storage.notify import Touched, announce
 
 __all__ = ["apply_ops"]
 
@@ -22,7 +23,8 @@ steps = schema.job_steps
 
 
 def apply_ops(conn: sa.Connection, backend: Backend, ops: Sequence[Op]) -> None:
-    """Apply ``ops`` in order on ``conn`` (inside the caller's transaction)."""
+    """Apply ``ops`` in order on ``conn`` (inside the caller's transaction), and announce
+    the jobs they touched to live streams (delivered at commit: :mod:`~joblog.storage.notify`)."""
     for op in ops:
         if isinstance(op, InsertEvents):
             if op.rows:
@@ -35,3 +37,4 @@ def apply_ops(conn: sa.Connection, backend: Backend, ops: Sequence[Op]) -> None:
             conn.execute(steps.insert().values(**op.values))
         else:
             conn.execute(steps.update().where(steps.c.id == op.step_id).values(**op.values))
+    announce(conn, Touched.by_ops(ops))
