@@ -21,7 +21,8 @@ def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="module")
 def jobs(url: str) -> list[str]:
-    """Six jobs, oldest first: three completed failovers, a failed one, two running cleanups.
+    """Seven jobs, oldest first: three completed failovers, a failed one, two running
+    cleanups and a completed child of the last cleanup.
 
     Every test here only reads, so one database per backend serves the whole module.
     """
@@ -45,6 +46,9 @@ def jobs(url: str) -> list[str]:
         job = tracker.start_job("cleanup", "rollback", external_job_id=f"rollback-test-vm{n}")
         ids.append(job.id)
         time.sleep(0.002)
+    child = tracker.start_job("volume", "detach", external_job_id="volume-1", parent=job)
+    child.complete()
+    ids.append(child.id)
     tracker.close()  # the cleanups stay "running" in the database
     return ids
 
@@ -72,6 +76,21 @@ class TestListing:
 
     def test_job_type(self, api: ApiClient, jobs: list[str]) -> None:
         assert listed(api, "?job_type=cleanup") == [jobs[5], jobs[4]]
+
+    def test_oldest_first(self, api: ApiClient, jobs: list[str]) -> None:
+        assert listed(api, "?sort=oldest") == jobs
+        assert listed(api, "?sort=newest&job_type=cleanup") == [jobs[5], jobs[4]]
+
+    def test_top_level_leaves_child_jobs_out(self, api: ApiClient, jobs: list[str]) -> None:
+        assert listed(api, "?top_level=true") == jobs[5::-1]
+        assert listed(api, "?top_level=false") == jobs[::-1]
+
+    @pytest.mark.parametrize("value", ["%", "_", "\\", "ops%", "o_s", "%25", "%5C"])
+    def test_owner_and_context_are_exact_not_patterns(
+        self, api: ApiClient, jobs: list[str], value: str
+    ) -> None:
+        assert listed(api, f"?owner={value}") == []
+        assert listed(api, f"?context_id={value}") == []
 
     def test_context_and_owner(self, api: ApiClient, jobs: list[str]) -> None:
         assert listed(api, "?context_id=vm-1") == [jobs[3], jobs[1]]
@@ -102,8 +121,32 @@ class TestListing:
         assert seen == jobs[::-1]
         assert pages == 2
 
+    @pytest.mark.parametrize("limit", [1, 2, 3])
+    def test_oldest_first_pages_cover_everything_once(
+        self, api: ApiClient, jobs: list[str], limit: int
+    ) -> None:
+        seen: list[str] = []
+        cursor = ""
+        while True:
+            body = api.get(f"/api/v1/jobs?sort=oldest&limit={limit}&cursor={cursor}").json()
+            seen += [job["id"] for job in body["jobs"]]
+            if body["next_cursor"] is None:
+                break
+            cursor = body["next_cursor"]
+        assert seen == jobs
+
+    def test_filtered_pages_cover_the_filtered_jobs_once(
+        self, api: ApiClient, jobs: list[str]
+    ) -> None:
+        first = api.get("/api/v1/jobs?top_level=1&owner=ops&limit=1").json()
+        second = api.get(
+            f"/api/v1/jobs?top_level=1&owner=ops&limit=1&cursor={first['next_cursor']}"
+        )
+        assert [j["id"] for j in first["jobs"] + second.json()["jobs"]] == [jobs[1], jobs[0]]
+        assert second.json()["next_cursor"] is None
+
     def test_last_page_has_no_cursor(self, api: ApiClient, jobs: list[str]) -> None:
-        assert api.get("/api/v1/jobs?limit=6").json()["next_cursor"] is None
+        assert api.get("/api/v1/jobs?limit=7").json()["next_cursor"] is None
 
 
 class TestBadParameters:
@@ -121,6 +164,13 @@ class TestBadParameters:
             ("?cursor=aGVsbG8", 400),
             ("?job_type=a%00b", 422),
             ("?owner=" + "x" * 300, 422),
+            ("?context_id=" + "x" * 60_000, 422),
+            ("?context_id=a%00", 422),
+            ("?sort=random", 422),
+            ("?sort=NEWEST%00", 422),
+            ("?top_level=maybe", 422),
+            ("?since=99999-01-01T00:00:00Z", 422),
+            ("?limit=99999999999999999999999", 422),
         ],
     )
     def test_is_a_json_4xx(self, api: ApiClient, query: str, status: int) -> None:

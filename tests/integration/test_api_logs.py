@@ -43,6 +43,7 @@ def job(url: str) -> dict[str, Any]:
             tracker.log_event("INFO", "snapshot taken")
             tracker.log_event("ERROR", "quota exceeded (100%)")
         tracker.log_event("INFO", "done")
+        tracker.log_event("INFO", "saved to C:\\temp\\Report")
     tracker.flush(30)
     now = datetime.now(UTC).replace(tzinfo=None)
     rows = [(None, None, "go-producer-7", "INFO", f"line {n}", None, now) for n in range(3)]
@@ -76,6 +77,7 @@ ALL = [
     "snapshot taken",
     "quota exceeded (100%)",
     "done",
+    "saved to C:\\temp\\Report",
 ]
 
 
@@ -95,6 +97,27 @@ class TestFilters:
         assert messages(api, "?contains=disk") == ALL[1:3]
         assert messages(api, "?contains=100%25") == ["quota exceeded (100%)"]
         assert messages(api, "?contains=_") == []
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("\\", [ALL[6]]),
+            ("C:\\temp", [ALL[6]]),
+            ("\\\\", []),
+            ("%", [ALL[4]]),
+            ("_", []),
+            ("/", []),
+            ("[a-z]", []),
+            ("DISK", ALL[1:3]),
+            ("report", [ALL[6]]),
+        ],
+    )
+    def test_contains_is_literal_and_ignores_case(
+        self, api: ApiClient, job: dict[str, Any], text: str, expected: list[str]
+    ) -> None:
+        response = api.get(f"/api/v1/jobs/{EXTERNAL}/logs", params={"contains": text})
+        assert response.status_code == 200
+        assert [event["message"] for event in response.json()["events"]] == expected
 
     def test_since_and_until(self, api: ApiClient, job: dict[str, Any]) -> None:
         events = api.get(f"/api/v1/jobs/{EXTERNAL}/logs").json()["events"]
@@ -126,6 +149,35 @@ class TestPagination:
             cursor = body["next_cursor"]
         assert seen == ALL
 
+    @pytest.mark.parametrize("limit", [1, 2, 3, 7, 8])
+    def test_before_id_pages_back_over_everything_once(
+        self, api: ApiClient, job: dict[str, Any], limit: int
+    ) -> None:
+        pages: list[list[str]] = []
+        before = 2**63 - 1
+        while before is not None:
+            body = api.get(f"/api/v1/jobs/{EXTERNAL}/logs?limit={limit}&before_id={before}").json()
+            pages.append([event["message"] for event in body["events"]])
+            assert body["next_cursor"] is None
+            before = body["next_before_id"]
+        assert [message for page in reversed(pages) for message in page] == ALL
+        assert all(len(page) == limit for page in pages[:-1])
+        assert len(pages) == -(-len(ALL) // limit)
+
+    def test_before_id_with_filters_and_after_id(self, api: ApiClient, job: dict[str, Any]) -> None:
+        events = api.get(f"/api/v1/jobs/{EXTERNAL}/logs").json()["events"]
+        last = events[-1]["id"]
+        assert messages(api, f"?before_id={last}&contains=disk") == ALL[1:3]
+        assert messages(api, f"?before_id={last}&min_level=ERROR&limit=1") == [ALL[4]]
+        between = f"?after_id={events[1]['id']}&before_id={events[4]['id']}"
+        assert messages(api, between) == ALL[2:4]
+        assert messages(api, f"?after_id={last}&before_id={last}") == []
+        assert messages(api, f"?before_id={events[0]['id']}") == []
+
+    def test_before_id_on_a_legacy_job_is_empty(self, api: ApiClient) -> None:
+        body = api.get("/api/v1/jobs/legacy-1/logs?before_id=5").json()
+        assert body == {"events": [], "next_cursor": None, "next_before_id": None}
+
     def test_after_id(self, api: ApiClient, job: dict[str, Any]) -> None:
         events = api.get(f"/api/v1/jobs/{EXTERNAL}/logs").json()["events"]
         assert messages(api, f"?after_id={events[3]['id']}") == ALL[4:]
@@ -141,6 +193,13 @@ class TestNdjson:
         assert response.headers["content-type"].startswith("application/x-ndjson")
         lines = [json.loads(line) for line in response.text.splitlines()]
         assert [line["message"] for line in lines] == ALL
+
+    def test_before_id_bounds_the_download(self, api: ApiClient, job: dict[str, Any]) -> None:
+        events = api.get(f"/api/v1/jobs/{EXTERNAL}/logs").json()["events"]
+        response = api.get(
+            f"/api/v1/jobs/{EXTERNAL}/logs?format=ndjson&before_id={events[2]['id']}"
+        )
+        assert [json.loads(line)["message"] for line in response.text.splitlines()] == ALL[:2]
 
     def test_applies_filters(self, api: ApiClient, job: dict[str, Any]) -> None:
         response = api.get(f"/api/v1/jobs/{EXTERNAL}/logs?format=ndjson&min_level=ERROR")
@@ -163,6 +222,12 @@ class TestBadParameters:
             ("?until=2026-02-30T00:00:00Z", 422),
             ("?format=xml", 422),
             ("?contains=a%00b", 422),
+            ("?contains=" + "%25" * 256, 422),
+            ("?contains=" + "x" * 60_000, 422),
+            ("?before_id=0", 422),
+            ("?before_id=-5", 422),
+            ("?before_id=9223372036854775808", 422),
+            ("?before_id=1e3", 422),
             ("?cursor=@@@", 400),
             ("?cursor=" + encode_event_cursor(10**19), 400),
         ],

@@ -124,3 +124,29 @@ def test_unusable_searches_are_422_on_every_backend(database_url: str, query: st
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("text/html")
     assert "Unusable search" in response.text
+
+
+class TestListPaging:
+    def test_pages_follow_the_api_cursor(self, tracker: Tracker, client: ApiClient) -> None:
+        for n in range(52):
+            tracker.start_job("backup", "nightly", external_job_id=f"page-job-{n:02d}").complete()
+        tracker.flush(10)
+        first = client.get("/").text
+        assert 'data-testid="next-page"' in first and "page-job-51" in first
+        assert "page-job-01" not in first.split("<tbody")[1]
+        oldest = client.get("/", params={"sort": "oldest"}).text.split("<tbody")[1]
+        assert oldest.index("page-job-00") < oldest.index("page-job-01")
+
+    @pytest.mark.parametrize(
+        ("query", "status"),
+        [("sort=random", 422), ("since=yesterday", 422), ("cursor=@@@", 400)],
+    )
+    def test_bad_values_are_4xx_pages(self, client: ApiClient, query: str, status: int) -> None:
+        response = client.get(f"/?{query}")
+        assert response.status_code == status
+        assert response.headers["content-type"].startswith("text/html")
+
+    def test_owner_markup_is_escaped(self, tracker: Tracker, client: ApiClient) -> None:
+        text = client.get("/", params={"owner": HOSTILE}).text
+        assert HOSTILE not in text
+        assert "&lt;script&gt;" in text

@@ -105,11 +105,19 @@ async def job_logs(
     until: Annotated[str | None, Query(description="ISO-8601, exclusive")] = None,
     contains: Annotated[str | None, Query(max_length=params.MAX_TEXT)] = None,
     after_id: Annotated[int | None, Query(ge=0, le=params.MAX_BIGINT)] = None,
+    before_id: Annotated[
+        int | None,
+        Query(ge=1, le=params.MAX_BIGINT, description="Older pages: the newest events below it"),
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     format: Annotated[Literal["json", "ndjson"], Query()] = "json",
 ) -> Response:
-    """The job's log events in order; ``format=ndjson`` streams every matching event."""
+    """The job's log events in order; ``format=ndjson`` streams every matching event.
+
+    ``before_id`` pages backwards: the ``limit`` newest events below that ID (still oldest
+    first), and ``next_before_id`` to pass for the page before those (null: none older).
+    """
     filters = EventFilter(
         min_level=params.parse_level(min_level),
         step_id=step_id,
@@ -123,7 +131,21 @@ async def job_logs(
     store = _store(request)
     scope = await run_in_threadpool(_scope, _resolver(request), any_id)
     if format == "ndjson":
-        return StreamingResponse(_ndjson(store, scope, filters, start), media_type=NDJSON)
+        return StreamingResponse(
+            _ndjson(store, scope, filters, start, before_id), media_type=NDJSON
+        )
+    if before_id is not None:
+        older = await run_in_threadpool(
+            _page, store, scope, filters, start, limit + 1, before_id, True
+        )
+        more_older = len(older) > limit
+        older = older[1:] if more_older else older
+        body = {
+            "events": [event_to_dict(e) for e in older],
+            "next_cursor": None,
+            "next_before_id": older[0].id if more_older else None,
+        }
+        return json_response(body)
     events = await run_in_threadpool(_page, store, scope, filters, start, limit + 1)
     more = len(events) > limit
     events = events[:limit]
@@ -132,7 +154,13 @@ async def job_logs(
 
 
 def _page(
-    store: Store, scope: EventScope, filters: EventFilter, after_id: int | None, limit: int
+    store: Store,
+    scope: EventScope,
+    filters: EventFilter,
+    after_id: int | None,
+    limit: int,
+    before_id: int | None = None,
+    newest_first: bool = False,
 ) -> list[Any]:
     if scope.empty:
         return []
@@ -141,16 +169,24 @@ def _page(
         external_job_id=scope.external_job_id,
         filters=filters,
         after_id=after_id,
+        before_id=before_id,
+        newest_first=newest_first,
         limit=limit,
     )
 
 
 async def _ndjson(
-    store: Store, scope: EventScope, filters: EventFilter, after_id: int | None
+    store: Store,
+    scope: EventScope,
+    filters: EventFilter,
+    after_id: int | None,
+    before_id: int | None = None,
 ) -> AsyncIterator[bytes]:
     # Page through the events so that a job with millions of lines never sits in memory.
     while True:
-        events = await run_in_threadpool(_page, store, scope, filters, after_id, NDJSON_PAGE)
+        events = await run_in_threadpool(
+            _page, store, scope, filters, after_id, NDJSON_PAGE, before_id
+        )
         if not events:
             return
         yield b"".join(dumps(event_to_dict(event)) + b"\n" for event in events)
@@ -174,10 +210,13 @@ def list_jobs(
     external_id_prefix: Annotated[str | None, Query()] = None,
     since: Annotated[str | None, Query(description="Created at or after (ISO-8601)")] = None,
     until: Annotated[str | None, Query(description="Created before (ISO-8601)")] = None,
+    top_level: Annotated[bool, Query(description="Only jobs without a parent job")] = False,
+    sort: Annotated[Literal["newest", "oldest"], Query(description="By creation time")] = "newest",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> Response:
-    """Jobs newest first, filtered; follow ``next_cursor`` for the next page."""
+    """Jobs newest (or oldest) first, filtered; follow ``next_cursor`` for the next page
+    (with the same ``sort``)."""
     if len(status) > 16:
         raise InvalidRequest(["query", "status"], "at most 16 status values")
     filters = JobFilter(
@@ -188,9 +227,10 @@ def list_jobs(
         external_id_prefix=params.parse_text("external_id_prefix", external_id_prefix),
         since=params.parse_datetime("since", since),
         until=params.parse_datetime("until", until),
+        top_level=top_level,
     )
     before = params.decode_job_cursor(cursor)
-    jobs = _store(request).reads.list_jobs(filters, limit=limit + 1, before=before)
+    jobs = _store(request).reads.list_jobs(filters, limit=limit + 1, before=before, sort=sort)
     more = len(jobs) > limit
     jobs = jobs[:limit]
     next_cursor = params.encode_job_cursor(jobs[-1].created_at, jobs[-1].id) if more else None

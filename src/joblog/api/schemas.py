@@ -123,6 +123,8 @@ class JobPage(BaseModel):
 class EventPage(BaseModel):
     events: list[EventModel]
     next_cursor: str | None
+    #: Only with ``before_id``: the ``before_id`` of the next older page (null: none).
+    next_before_id: int | None = None
 
 
 class ErrorBody(BaseModel):

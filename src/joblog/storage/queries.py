@@ -26,6 +26,7 @@ __all__ = [
     "FAILOVER_JOB",
     "HIT_SEPARATOR",
     "JOB",
+    "JOB_SORTS",
     "PING",
     "RECENT_DURATIONS",
     "RECENT_EVENTS",
@@ -161,6 +162,12 @@ class JobFilter:
     parent_job_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    #: True: only jobs without a parent (child jobs, e.g. one per volume, left out).
+    top_level: bool = False
+
+
+#: How a job list may be ordered: by creation time, newest or oldest first.
+JOB_SORTS = ("newest", "oldest")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,10 +187,18 @@ _LEVELS_AT_LEAST = {
 
 
 def job_list(
-    filters: JobFilter, limit: int, before: tuple[datetime, str] | None = None
+    filters: JobFilter,
+    limit: int,
+    before: tuple[datetime, str] | None = None,
+    sort: str = "newest",
 ) -> sa.Select[Any]:
-    """Jobs newest first; ``before`` is the (created_at, id) of the previous page's last."""
-    query = sa.select(jobs).order_by(*_NEWEST).limit(limit)
+    """Jobs newest (or oldest) first; ``before`` is the (created_at, id) of the previous
+    page's last row: the page goes on past it in the same order."""
+    if sort not in JOB_SORTS:
+        raise ValueError(f"sort must be one of {JOB_SORTS}")
+    oldest = sort == "oldest"
+    order = (jobs.c.created_at, jobs.c.id) if oldest else _NEWEST
+    query = sa.select(jobs).order_by(*order).limit(limit)
     if filters.status:
         query = query.where(jobs.c.status.in_(list(filters.status)))
     for column, value in (
@@ -194,6 +209,8 @@ def job_list(
     ):
         if value:
             query = query.where(column == value)
+    if filters.top_level:
+        query = query.where(jobs.c.parent_job_id.is_(None))
     if filters.external_id_prefix:
         query = query.where(
             jobs.c.external_job_id.startswith(filters.external_id_prefix, autoescape=True)
@@ -204,12 +221,17 @@ def job_list(
         query = query.where(jobs.c.created_at < to_naive_utc(filters.until))
     if before is not None:
         created, job_id = to_naive_utc(before[0]), before[1]
-        query = query.where(
-            sa.or_(
+        if oldest:
+            past = sa.or_(
+                jobs.c.created_at > created,
+                sa.and_(jobs.c.created_at == created, jobs.c.id > job_id),
+            )
+        else:
+            past = sa.or_(
                 jobs.c.created_at < created,
                 sa.and_(jobs.c.created_at == created, jobs.c.id < job_id),
             )
-        )
+        query = query.where(past)
     return query
 
 
@@ -220,9 +242,14 @@ def event_list(
     filters: EventFilter,
     after_id: int | None,
     limit: int,
+    before_id: int | None = None,
+    newest_first: bool = False,
 ) -> sa.Select[Any]:
-    """A job's events (by job, else by external ID) in insertion order, after ``after_id``."""
-    query = sa.select(events).order_by(events.c.id).limit(limit)
+    """A job's events (by job, else by external ID) in insertion order, between
+    ``after_id`` and ``before_id`` (both exclusive); ``newest_first`` takes the ``limit``
+    newest of them (a page of older events, read backwards)."""
+    order = events.c.id.desc() if newest_first else events.c.id
+    query = sa.select(events).order_by(order).limit(limit)
     if job_id is not None:
         query = query.where(events.c.job_id == job_id)
     elif external_job_id is not None:
@@ -231,6 +258,8 @@ def event_list(
         raise ValueError("event_list needs job_id or external_job_id")
     if after_id is not None:
         query = query.where(events.c.id > after_id)
+    if before_id is not None:
+        query = query.where(events.c.id < before_id)
     if filters.min_level is not None and filters.min_level is not Level.DEBUG:
         query = query.where(events.c.level.in_(_LEVELS_AT_LEAST[filters.min_level]))
     if filters.step_id is not None:
@@ -240,5 +269,6 @@ def event_list(
     if filters.until is not None:
         query = query.where(events.c.ts < to_naive_utc(filters.until))
     if filters.contains:
-        query = query.where(events.c.message.contains(filters.contains, autoescape=True))
+        # Case-insensitive on every backend (PostgreSQL's LIKE alone is not); % _ / literal.
+        query = query.where(events.c.message.icontains(filters.contains, autoescape=True))
     return query

@@ -159,9 +159,12 @@ class Reader:
         *,
         limit: int = 50,
         before: tuple[datetime, str] | None = None,
+        sort: str = "newest",
     ) -> list[Job]:
-        """Jobs newest first; ``before`` is the (created_at, id) of the previous page's last."""
-        return [job_from_row(row) for row in self.rows(queries.job_list(filters, limit, before))]
+        """Jobs newest (``sort="oldest"``: oldest) first; ``before`` is the (created_at, id)
+        of the previous page's last."""
+        statement = queries.job_list(filters, limit, before, sort)
+        return [job_from_row(row) for row in self.rows(statement)]
 
     def list_events(
         self,
@@ -170,17 +173,23 @@ class Reader:
         external_job_id: str | None = None,
         filters: EventFilter = _ALL_EVENTS,
         after_id: int | None = None,
+        before_id: int | None = None,
+        newest_first: bool = False,
         limit: int = 200,
     ) -> list[LogEvent]:
-        """A job's events in insertion order, after ``after_id``."""
+        """A job's events in insertion order, between ``after_id`` and ``before_id``;
+        ``newest_first``: the ``limit`` newest of them (still returned oldest first)."""
         statement = queries.event_list(
             job_id=job_id,
             external_job_id=external_job_id,
             filters=filters,
             after_id=after_id,
             limit=limit,
+            before_id=before_id,
+            newest_first=newest_first,
         )
-        return [event_from_row(row) for row in self.rows(statement)]
+        found = [event_from_row(row) for row in self.rows(statement)]
+        return found[::-1] if newest_first else found
 
     def ping(self) -> None:
         self.rows(queries.PING)

@@ -8,18 +8,21 @@ complete on the server (they read well without JavaScript); small scripts under
 
 from __future__ import annotations
 
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
+from joblog.api import params
+from joblog.api.errors import InvalidRequest
 from joblog.exceptions import JobNotFound, StorageError
 from joblog.model import JobStatus, JobSummary, ResolvedBy
 from joblog.resolve import Resolver
-from joblog.storage.queries import JobFilter
+from joblog.storage.queries import JOB_SORTS, JobFilter
 from joblog.storage.store import Store
 from joblog.web.errors import failed_step_name, readable_error
 from joblog.web.render import render
@@ -87,55 +90,124 @@ def jobs_page(
     status: str | None = None,
     job_type: str | None = None,
     q: str | None = None,
+    owner: str | None = None,
+    context: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    sort: str | None = None,
     children: str | None = None,
+    cursor: str | None = None,
 ) -> Response:
     """The jobs list; ``q`` is an external ID prefix, and a full ID jumps to its job.
 
-    Child jobs (e.g. one per volume) are left out unless ``children=1``.
+    Child jobs (e.g. one per volume) are left out unless ``children=1``. ``since`` /
+    ``until`` bound the creation time (a time without an offset is UTC); ``cursor`` is the
+    API's, so the page and its live updates show the same rows.
     """
     store: Store = request.app.state.store
     resolver: Resolver = request.app.state.resolver
     # NUL and invalid UTF-8 never get here: the API's InputGuard answers 422 for them.
     status = status or None
-    job_type = (job_type or "").strip() or None
+    job_type = _text(job_type)
+    owner, context = _text(owner), _text(context)
     query = (q or "").strip()
+    sort = sort or "newest"
     if status is not None and status not in _STATUSES:
         return _problem(422, "Unknown status", f"Choose one of: {', '.join(_STATUSES)}.")
     if children not in _CHILDREN:
         return _problem(422, "Unknown children value", "Use children=1 (or 0, or leave it out).")
+    if sort not in JOB_SORTS:
+        return _problem(422, "Unknown sort", f"Choose one of: {', '.join(JOB_SORTS)}.")
     if len(query) > MAX_QUERY_LENGTH or (job_type is not None and len(job_type) > 50):
         return _problem(422, "Search too long", "IDs have at most 255 characters.")
+    if any(value is not None and len(value) > MAX_QUERY_LENGTH for value in (owner, context)):
+        return _problem(422, "Search too long", "Owners and contexts have at most 255 characters.")
+    with_children = children == "1"
+    try:
+        since_at = params.parse_datetime("since", since)
+        until_at = params.parse_datetime("until", until)
+        before = params.decode_job_cursor(cursor)
+    except InvalidRequest as exc:
+        title = "Unusable page link" if exc.status_code == 400 else "Unusable time"
+        return _problem(exc.status_code, title, f"{exc.loc[-1]}: {exc.msg}.")
     try:
         if query and _is_known_id(resolver, query):
             return RedirectResponse(job_href(query), status_code=303)
         filters = JobFilter(
             status=(status,) if status else (),
             job_type=job_type,
+            owner=owner,
+            context_id=context,
             external_id_prefix=query or None,
+            since=since_at,
+            until=until_at,
+            top_level=not with_children,
         )
-        jobs = store.reads.list_jobs(filters, limit=LIST_LIMIT * 2)
-        everything = (
-            store.reads.list_jobs(JobFilter(), limit=200) if filters != JobFilter() else jobs
-        )
+        jobs = store.reads.list_jobs(filters, limit=LIST_LIMIT + 1, before=before, sort=sort)
+        everything = store.reads.list_jobs(JobFilter(), limit=200)
     except StorageError as exc:
         return _problem(503, "The database cannot be reached", str(exc))
-    with_children = children == "1"
-    if not with_children:
-        jobs = [job for job in jobs if job.parent_job_id is None]
+    more = len(jobs) > LIST_LIMIT
     jobs = jobs[:LIST_LIMIT]
+    next_cursor = params.encode_job_cursor(jobs[-1].created_at, jobs[-1].id) if more else None
     job_types = sorted({j.job_type for j in everything} | ({job_type} if job_type else set()))
+    # The page's own search, as the form sends it; paging links change only the cursor.
+    search = {
+        "q": query,
+        "status": status or "",
+        "job_type": job_type or "",
+        "owner": owner or "",
+        "context": context or "",
+        "since": since or "",
+        "until": until or "",
+        "sort": "" if sort == "newest" else sort,
+        "children": "1" if with_children else "",
+    }
+    kept = {name: value for name, value in search.items() if value}
+    api_query = {
+        "limit": str(LIST_LIMIT),
+        "top_level": "false" if with_children else "true",
+        "sort": sort,
+        **{name: value for name, value in kept.items() if name not in ("q", "children")},
+    }
+    if query:
+        api_query["external_id_prefix"] = query
+    if "context" in api_query:
+        api_query["context_id"] = api_query.pop("context")
+    if cursor:
+        api_query["cursor"] = cursor
     return _page(
         "jobs.html",
         jobs=jobs,
         statuses=_STATUSES,
         job_types=job_types,
+        sorts=JOB_SORTS,
         status=status or "",
         job_type=job_type or "",
         query=query,
+        owner=owner or "",
+        context=context or "",
+        since=_local_input(since_at),
+        until=_local_input(until_at),
+        sort=sort,
         with_children=with_children,
+        filtered=bool(kept),
+        paged=bool(cursor),
+        first_href="/" + ("?" + urlencode(kept) if kept else ""),
+        next_href="/?" + urlencode({**kept, "cursor": next_cursor}) if next_cursor else "",
+        api_url="/api/v1/jobs?" + urlencode(api_query),
         job_href=job_href,
         limit=LIST_LIMIT,
     )
+
+
+def _text(value: str | None) -> str | None:
+    return (value or "").strip() or None
+
+
+def _local_input(moment: datetime | None) -> str:
+    """A UTC datetime as a ``datetime-local`` input's value."""
+    return moment.strftime("%Y-%m-%dT%H:%M") if moment is not None else ""
 
 
 def _is_known_id(resolver: Resolver, any_id: str) -> bool:

@@ -7,6 +7,9 @@
   const state = document.querySelector("[data-testid=list-state]");
   const form = document.querySelector("form.filters");
   const limit = document.currentScript.dataset.limit || "50";
+  // The API query equivalent to this page (filters, sort, cursor), built by the server.
+  const apiUrl = document.currentScript.dataset.apiUrl;
+  const nextLink = document.querySelector("[data-testid=next-page]");
   const POLL_MS = 2000;
 
   // Changing a filter applies it at once (the Apply button remains for keyboard users).
@@ -14,14 +17,14 @@
     select.addEventListener("change", function () { form.requestSubmit(); });
   });
 
-  function apiUrl() {
-    const page = new URLSearchParams(window.location.search);
-    // Twice the rows: child jobs are dropped here unless asked for.
-    const params = new URLSearchParams({ limit: String(Number(limit) * 2) });
-    if (page.get("status")) params.set("status", page.get("status"));
-    if (page.get("job_type")) params.set("job_type", page.get("job_type"));
-    if (page.get("q")) params.set("external_id_prefix", page.get("q"));
-    return "/api/v1/jobs?" + params.toString();
+  function setNext(cursor) {
+    if (!nextLink) return;
+    if (cursor) {
+      const page = new URLSearchParams(window.location.search);
+      page.set("cursor", cursor);
+      nextLink.href = "/?" + page.toString();
+    }
+    nextLink.hidden = !cursor;
   }
 
   function fillRow(row, job) {
@@ -85,14 +88,12 @@
   let failures = 0;
   async function poll() {
     try {
-      const response = await fetch(apiUrl(), { headers: { Accept: "application/json" } });
+      const response = await fetch(apiUrl, { headers: { Accept: "application/json" } });
       if (!response.ok) throw new Error("HTTP " + response.status);
       const data = await response.json();
-      const withChildren = new URLSearchParams(window.location.search).get("children") === "1";
-      const jobs = (Array.isArray(data.jobs) ? data.jobs : []).filter(function (job) {
-        return withChildren || !job.parent_job_id;
-      });
+      const jobs = Array.isArray(data.jobs) ? data.jobs : [];
       render(jobs.slice(0, Number(limit)));
+      setNext(data.next_cursor);
       if (failures) state.textContent = "Live again.";
       failures = 0;
     } catch (error) {
