@@ -68,3 +68,30 @@ class TestHostileContents:
         assert messages == ["a", "b"]
         assert journal.corrupt == 3
         journal.close()
+
+
+class TestTrackerJournal:
+    def test_durability_journal_stores_every_event_and_reships_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        import joblog
+
+        url = f"sqlite:///{tmp_path / 't.db'}"
+        with joblog.Tracker(url, durability="journal", journal_dir=str(tmp_path / "jd")) as tracker:
+            log = logging.getLogger("journal.test")
+            log.setLevel(logging.INFO)
+            tracker.install_logging(log)
+            with tracker.job("backup", "burst"):
+                for i in range(3000):
+                    log.info("copied block %d", i)
+            assert tracker.flush(60)
+            stats = tracker.stats()
+        assert stats.dropped == 0 and stats.spilled >= 3000
+        again = joblog.Tracker(url, durability="journal", journal_dir=str(tmp_path / "jd"))
+        assert again.flush(30)
+        again.close()
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "t.db") as db:
+            count = db.execute("SELECT count(*) FROM log_events WHERE message LIKE 'copied%'")
+            assert count.fetchone()[0] == 3000
