@@ -12,8 +12,14 @@ cannot be stored is appended to the dead-letter file (JSON lines, ``joblog repla
 counted as ``failed``. Nothing a batch holds can stop the thread; if it dies anyway,
 the next call restarts it, and ``flush`` notices and restarts it too.
 
-Only a full queue loses events: ``put_event`` then waits up to ``full_queue_timeout``
-for room and, failing that, drops the event and counts it in ``dropped``.
+Memory is bounded, and a full queue drops nothing: events (and job/step changes) then
+spill to a local journal (:mod:`joblog.journal`, append-only segment files) and are
+shipped, in order, after what memory holds. Only past the journal's own size bound is
+anything dropped (``overflow="drop"``, counted in ``dropped``) or the caller made to wait
+(``overflow="block"``). With ``journal_all`` (``durability="journal"``) every event goes
+to the journal before the call returns, and the writer ships from there; the journal's
+buffer is written out and fsynced every ``sync_interval`` seconds by its own thread.
+Without a journal, a full queue waits up to ``full_queue_timeout`` and then drops.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 from joblog._ops import EventRow, InsertEvents, Op, Sink
 from joblog.dead_letter import DeadLetter
 from joblog.exceptions import StorageError
+from joblog.journal import Journal, encode_event_row, encode_op
 
 __all__ = ["BatchWriter", "WriterStats"]
 
@@ -59,6 +66,14 @@ class WriterStats:
     dead_letter_path: str | None = None
     #: Times the writer thread died and was started again.
     restarts: int = 0
+    #: Events written to the journal (memory full, or ``durability="journal"``).
+    spilled: int = 0
+    #: Events shipped from the journal to the database (earlier processes' included).
+    shipped: int = 0
+    journal_path: str | None = None
+    journal_bytes: int = 0
+    #: Journal records skipped because they were cut short or did not parse.
+    journal_corrupt: int = 0
 
 
 class _Flush:
@@ -92,6 +107,10 @@ class BatchWriter:
         on_idle: Callable[[], list[Op]] | None = None,
         idle_every: float = 5.0,
         dead_letter: DeadLetter | None = None,
+        journal: Callable[[], Journal] | None = None,
+        journal_all: bool = False,
+        overflow: str = "drop",
+        sync_interval: float = 0.05,
     ) -> None:
         if not 1 <= batch_size <= max_batch or max_queue < batch_size or flush_interval <= 0:
             raise ValueError(
@@ -125,6 +144,22 @@ class BatchWriter:
         self._busy = False  # a batch taken off the queue is being written
         self._dead = False  # set by a thread that exits before close(): restart it
         self._start_lock = threading.Lock()
+        if overflow not in ("drop", "block"):
+            raise ValueError("overflow must be 'drop' or 'block'")
+        if sync_interval <= 0:
+            raise ValueError("sync_interval must be > 0")
+        self._open_journal = journal
+        self._journal: Journal | None = None
+        self._journal_all = journal_all
+        self._overflow = overflow
+        self._sync_interval = sync_interval
+        self._spilled = itertools.count()
+        self._shipped = 0
+        self._unwoken = 0
+        # True while new items must go to the journal (it holds items older than them).
+        self._spilling = journal_all
+        if journal_all:
+            self._journal_now()  # a locked journal is an error at once, not at first call
         self._thread = self._new_thread()
 
     def _new_thread(self) -> threading.Thread:
@@ -148,9 +183,19 @@ class BatchWriter:
         """Queue one raw event; never raises, waits at most ``full_queue_timeout``."""
         if self._dead:
             self._revive()
-        queue = self._queue
-        if len(queue) >= self._max_queue and not self._wait_for_room():
+        if self._spilling and self._spill(item):
             return
+        queue = self._queue
+        if len(queue) >= self._max_queue:
+            if self._closed:
+                next(self._dropped_after_close)
+                return
+            if self._journal_now() is not None:
+                self._spilling = True
+                if self._spill(item):
+                    return
+            if not self._wait_for_room():
+                return
         if self._closed:
             next(self._dropped_after_close)
             return
@@ -165,8 +210,83 @@ class BatchWriter:
             return
         if self._dead:
             self._revive()
+        if self._spilling and self._spill(_Op(op)):
+            self._wake.set()
+            return
         self._queue.append(_Op(op))
         self._wake.set()
+
+    # -- the journal -------------------------------------------------------------------
+
+    def _journal_now(self) -> Journal | None:
+        """The journal, opened on first use (None when there is none or it failed)."""
+        if self._journal is not None or self._open_journal is None:
+            return self._journal
+        with self._start_lock:
+            if self._journal is None:
+                try:
+                    journal = self._open_journal()
+                except Exception as error:
+                    if self._journal_all:
+                        raise
+                    self._open_journal = None  # do not retry on every call
+                    self._report(f"could not open the journal, memory only: {error!r}")
+                    return None
+                threading.Thread(
+                    target=self._sync_loop, args=(journal,), name="joblog-journal", daemon=True
+                ).start()
+                self._journal = journal
+        return self._journal
+
+    def _sync_loop(self, journal: Journal) -> None:
+        while not (self._closed and not self._thread.is_alive()):
+            time.sleep(self._sync_interval)
+            try:
+                journal.sync()
+            except Exception as error:  # a full disk must not stop the syncs that follow
+                self._report(f"journal sync failed: {error!r}")
+
+    def _spill(self, item: Any) -> bool:
+        """Append to the journal; False when the caller should use memory instead."""
+        journal = self._journal_now()
+        if journal is None:
+            self._spilling = False
+            return False
+        if self._closed and not self._journal_all:
+            next(self._dropped_after_close)
+            return True
+        try:
+            if isinstance(item, _Op):
+                line = encode_op(item.op)
+            else:
+                line = encode_event_row(self._make_row(item))
+        except Exception as error:  # joblog's row maker never raises
+            self._failed += 1
+            self._report(f"could not render a log record: {error!r}")
+            return True
+        size = len(line) + 1
+        while True:
+            with journal.lock:
+                if not self._spilling:
+                    return False  # the writer caught up meanwhile: memory again
+                if not journal.full(size):
+                    try:
+                        journal.append(line)
+                    except OSError as error:
+                        self._report(f"journal append failed, memory instead: {error!r}")
+                        return False
+                    break
+            if self._overflow == "drop" or self._closed:
+                next(self._dropped)
+                return True
+            self._wake.set()
+            time.sleep(0.001)
+        next(self._spilled)
+        self._unwoken += 1
+        if self._unwoken >= self._batch_size:
+            self._unwoken = 0
+            self._wake.set()
+        return True
 
     def _wait_for_room(self) -> bool:
         deadline = time.monotonic() + self._full_queue_timeout
@@ -189,14 +309,28 @@ class BatchWriter:
         """
         if self._closed and not self._thread.is_alive():
             return not self._queue
+        journal = self._journal
+        target = None
+        if journal is not None:
+            with journal.lock:
+                target = journal.write_position()
         marker = _Flush()
         self._queue.append(marker)
         self._wake.set()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
-            if marker.done.wait(max(left, 0.0)):
-                return True
+            if journal is not None and target is not None and marker.done.is_set():
+                if journal.shipped_position() >= target:
+                    return True
+                self._wake.set()
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.005)
+            elif marker.done.wait(max(left, 0.0)):
+                if journal is None or target is None:
+                    return True
+                continue
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             if not self._thread.is_alive():
@@ -209,11 +343,27 @@ class BatchWriter:
         self._closed = True
         self._wake.set()
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        finished = not self._thread.is_alive()
+        journal = self._journal
+        if journal is not None:
+            try:
+                if finished:
+                    # A spill journal that was shipped whole leaves nothing behind.
+                    journal.close(remove_if_empty=not self._journal_all)
+                else:
+                    journal.sync()  # left for the next Tracker or `joblog drain`
+            except Exception as error:
+                self._report(f"could not close the journal: {error!r}")
+        return finished
 
     def stats(self) -> WriterStats:
+        """``queued`` counts memory and this process's journal records not shipped yet."""
+        journal = self._journal
+        spilled = _peek(self._spilled)
+        in_journal = max(spilled - self._shipped, 0) if journal is not None else 0
         return WriterStats(
-            queued=sum(1 for item in tuple(self._queue) if not isinstance(item, _Flush)),
+            queued=sum(1 for item in tuple(self._queue) if not isinstance(item, _Flush))
+            + in_journal,
             written=self._written,
             batches=self._batches,
             retries=self._retries,
@@ -226,6 +376,11 @@ class BatchWriter:
             dead_lettered=self._dead_lettered,
             dead_letter_path=None if self._dead_letter is None else str(self._dead_letter.path),
             restarts=self._restarts,
+            spilled=spilled,
+            shipped=self._shipped,
+            journal_path=None if journal is None else str(journal.directory),
+            journal_bytes=0 if journal is None else journal.unshipped_bytes,
+            journal_corrupt=0 if journal is None else journal.corrupt,
         )
 
     # -- the writer thread -------------------------------------------------------------
@@ -255,8 +410,15 @@ class BatchWriter:
                 self._report(f"writer error, continuing: {error!r}")
                 self._busy = False
                 time.sleep(0.05)
-            if self._closed and not self._queue:
+            if self._closed and not self._queue and not self._journal_left():
                 return
+
+    def _journal_left(self) -> bool:
+        journal = self._journal
+        if journal is None:
+            return False
+        with journal.lock:
+            return not journal.caught_up()
 
     def _drain(self) -> None:
         queue = self._queue
@@ -297,9 +459,42 @@ class BatchWriter:
                 self._busy = False
                 for marker in markers:
                     marker.done.set()
+        self._drain_journal()
 
-    def _write(self, ops: list[Op], events: int) -> None:
-        batch_key = uuid.uuid4().hex
+    def _drain_journal(self) -> None:
+        """Ship what the journal holds, in order, each batch under its journal key."""
+        journal = self._journal
+        if journal is None:
+            return
+        while True:
+            batch = journal.read_batch(self._max_batch)
+            if batch is None:
+                break
+            self._busy = True
+            try:
+                journal.begin(batch)
+                self._write(batch.ops, batch.events, batch.key)
+                journal.commit(batch)
+                self._shipped += batch.events
+            finally:
+                self._busy = False
+            if journal.problems:
+                for problem in journal.problems:
+                    self._report(f"journal record skipped: {problem}")
+                journal.problems.clear()
+            if self._queue and not self._spilling:
+                return  # (never while spilling: memory then holds only newer flush markers)
+        if journal.problems:
+            for problem in journal.problems:
+                self._report(f"journal record skipped: {problem}")
+            journal.problems.clear()
+        if self._spilling and not self._journal_all:
+            with journal.lock:
+                if journal.caught_up():
+                    self._spilling = False
+
+    def _write(self, ops: list[Op], events: int, key: str | None = None) -> None:
+        batch_key = key or uuid.uuid4().hex
         delay = 0.05
         while True:
             try:
@@ -307,7 +502,7 @@ class BatchWriter:
             except Exception as error:
                 self._last_error = f"{type(error).__name__}: {error}"
                 if not isinstance(error, StorageError) or not error.transient:
-                    self._write_one_by_one(ops)
+                    self._write_one_by_one(ops, batch_key)
                     return
                 self._healthy = False
                 self._retries += 1
@@ -320,10 +515,11 @@ class BatchWriter:
             self._batches += 1
             return
 
-    def _write_one_by_one(self, ops: list[Op]) -> None:
-        """Isolate the ops a permanent error is about; store every other one."""
-        for op in _split(ops):
-            error = self._try(op)
+    def _write_one_by_one(self, ops: list[Op], batch_key: str) -> None:
+        """Isolate the ops a permanent error is about; store every other one (each under
+        a key derived from the batch's, so a journal batch shipped again stays once)."""
+        for number, op in enumerate(_split(ops)):
+            error = self._try(op, f"{batch_key}:{number}")
             if error is None:
                 if isinstance(op, InsertEvents):
                     self._written += len(op.rows)
@@ -337,9 +533,9 @@ class BatchWriter:
             self._bury(op, error)
         self._batches += 1
 
-    def _try(self, op: Op) -> BaseException | None:
+    def _try(self, op: Op, key: str | None = None) -> BaseException | None:
         try:
-            self._sink.apply_batch([op], uuid.uuid4().hex)
+            self._sink.apply_batch([op], key or uuid.uuid4().hex)
         except Exception as error:
             return error
         return None

@@ -1,0 +1,97 @@
+"""The journal: a full memory queue spills to disk and nothing is dropped."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from joblog._ops import InsertEvents
+from joblog.journal import Journal, JournalLocked
+from joblog.stdlib import make_event_row
+from joblog.storage.store import Store
+from joblog.writer import BatchWriter
+
+
+class TestSpill:
+    def test_a_burst_into_a_tiny_queue_stores_every_event(self, tmp_path: Path) -> None:
+        store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+        writer = BatchWriter(
+            store,
+            make_event_row,
+            batch_size=10,
+            max_queue=50,
+            journal=lambda: Journal(tmp_path / "journal"),
+        )
+        record = logging.makeLogRecord({"name": "burst", "msg": "line", "levelno": 20})
+        for _ in range(20_000):
+            writer.put_event(((None, None, None), "line", record))
+        assert writer.flush(60)
+        stats = writer.stats()
+        writer.close()
+        assert stats.dropped == 0
+        assert stats.spilled > 0
+        assert stats.written == 20_000
+        assert stats.shipped == stats.spilled
+        store.close()
+
+
+class TestLock:
+    def test_a_second_open_of_one_journal_is_refused(self, tmp_path: Path) -> None:
+        first = Journal(tmp_path / "j")
+        with pytest.raises(JournalLocked, match="in use by process"):
+            Journal(tmp_path / "j")
+        first.close()
+        Journal(tmp_path / "j").close()
+
+
+class TestHostileContents:
+    def test_cut_and_corrupt_records_are_skipped_and_counted(self, tmp_path: Path) -> None:
+        journal = Journal(tmp_path / "j")
+        journal.close()
+        (tmp_path / "j" / "seg-00000001.jsonl").write_bytes(
+            b'{"op":"InsertEvents","rows":[[null,null,null,"INFO","a",null,{"$dt":"2025-01-01T00:00:00"}]]}\n'
+            b"\xff\xfe not json\n"
+            b'{"op":"Nope"}\n'
+            b'{"op":"InsertEvents","rows":[[null,null,null,"INFO","b",null,{"$dt":"2025-01-01T00:00:00"}]]}\n'
+            b'{"op":"InsertEvents","rows":[[null,nu'
+        )
+        journal = Journal(tmp_path / "j")
+        messages = []
+        while (batch := journal.read_batch(100)) is not None:
+            journal.begin(batch)
+            for op in batch.ops:
+                assert isinstance(op, InsertEvents)
+                messages += [row[4] for row in op.rows]
+            journal.commit(batch)
+        assert messages == ["a", "b"]
+        assert journal.corrupt == 3
+        journal.close()
+
+
+class TestTrackerJournal:
+    def test_durability_journal_stores_every_event_and_reships_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        import joblog
+
+        url = f"sqlite:///{tmp_path / 't.db'}"
+        with joblog.Tracker(url, durability="journal", journal_dir=str(tmp_path / "jd")) as tracker:
+            log = logging.getLogger("journal.test")
+            log.setLevel(logging.INFO)
+            tracker.install_logging(log)
+            with tracker.job("backup", "burst"):
+                for i in range(3000):
+                    log.info("copied block %d", i)
+            assert tracker.flush(60)
+            stats = tracker.stats()
+        assert stats.dropped == 0 and stats.spilled >= 3000
+        again = joblog.Tracker(url, durability="journal", journal_dir=str(tmp_path / "jd"))
+        assert again.flush(30)
+        again.close()
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "t.db") as db:
+            count = db.execute("SELECT count(*) FROM log_events WHERE message LIKE 'copied%'")
+            assert count.fetchone()[0] == 3000
