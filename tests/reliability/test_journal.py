@@ -95,3 +95,65 @@ class TestTrackerJournal:
         with sqlite3.connect(tmp_path / "t.db") as db:
             count = db.execute("SELECT count(*) FROM log_events WHERE message LIKE 'copied%'")
             assert count.fetchone()[0] == 3000
+
+
+KILLED_PRODUCER = """
+import logging, os, signal, sys, time
+import joblog
+
+url, journal_dir = sys.argv[1], sys.argv[2]
+tracker = joblog.Tracker(url, durability="journal", journal_dir=journal_dir)
+log = logging.getLogger("killed")
+log.setLevel(logging.INFO)
+tracker.install_logging(log)
+with tracker.job("backup", "killed"):
+    for i in range(5000):
+        log.info("copied block %d of disk %s", i, "disk-0", extra={"bytes": 65536})
+    time.sleep(0.5)  # ten sync intervals: every line is on disk
+    print("logged", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+class TestKilledProducer:
+    def test_sigkill_loses_nothing_synced_and_the_next_tracker_ships_it_once(
+        self, tmp_path: Path
+    ) -> None:
+        """The database is held write-locked while the producer runs, so nothing it logs
+        can be stored before the SIGKILL: every stored line came from the journal."""
+        import sqlite3
+        import subprocess
+        import sys
+
+        import joblog
+
+        path = tmp_path / "k.db"
+        url = f"sqlite:///{path}"
+        joblog.Tracker(url).close()  # migrated before the lock is taken
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("PRAGMA journal_mode=WAL")
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", KILLED_PRODUCER, url, str(tmp_path / "jd")],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert done.returncode == -9, done.stderr
+        assert "logged" in done.stdout
+        with sqlite3.connect(path) as db:
+            before = db.execute("SELECT count(*) FROM log_events WHERE message LIKE 'copied%'")
+            assert before.fetchone()[0] == 0
+        again = joblog.Tracker(url, durability="journal", journal_dir=str(tmp_path / "jd"))
+        assert again.flush(60)
+        again.close()
+        with sqlite3.connect(path) as db:
+            rows = db.execute(
+                "SELECT count(*), count(DISTINCT message) FROM log_events"
+                " WHERE message LIKE 'copied%'"
+            ).fetchone()
+        assert rows == (5000, 5000)
