@@ -236,6 +236,26 @@ class TestLogging:
             tracker.close()
         assert [r for r in caplog.records if r.name.startswith("alembic")] == []
 
+    def test_serve_logging_leaves_the_joblog_logger_to_the_tracker(self) -> None:
+        # "joblog" carries the tracker's step-failure records and joblog.demo's workload:
+        # serve's own handler must not cut it off from the root logger's job handler.
+        from joblog.cli.serve import SERVER_LOGGERS, _configure_logging
+
+        root = logging.getLogger("joblog")
+        saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in SERVER_LOGGERS]
+        try:
+            _configure_logging("info", False)
+            assert root.propagate and root.level == logging.NOTSET
+            assert logging.getLogger("joblog.api").isEnabledFor(logging.INFO)
+            assert logging.getLogger("joblog.demo.failover").getEffectiveLevel() == (
+                logging.getLogger().getEffectiveLevel()
+            )
+        finally:
+            for logger, level in saved:
+                logger.handlers = [h for h in logger.handlers if not hasattr(h, "joblog_serve")]
+                logger.setLevel(level)
+                logger.propagate = True
+
     def test_fresh_process_with_basic_config_at_info(self, tmp_path: Path) -> None:
         code = (
             "import logging, sys; logging.basicConfig(level=logging.INFO);"

@@ -101,21 +101,26 @@ def _checked(ctx: click.Context, path: str, key: str, param: click.Option, item:
         raise _config_error(path, f"{key} = {item!r:.80}: {exc.message}") from exc
 
 
+#: The loggers of the server's own lines. Not the "joblog" root of them: the tracker records
+#: step failures through "joblog", and ``demo`` logs its workload under "joblog.demo";
+#: silencing or cutting those off from the root logger would lose their events.
+SERVER_LOGGERS = ("joblog.serve", "joblog.api", "joblog.storage", "joblog.writer")
+
+
 def _configure_logging(level: str, verbose: bool) -> None:
     """joblog's own records (startup, reaper, pruning) on stderr; migrations only with -v."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT, "%Y-%m-%d %H:%M:%S"))
-    numeric = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
-    ours = logging.getLogger("joblog")
-    ours.handlers = [h for h in ours.handlers if not getattr(h, "joblog_serve", False)]
     handler.joblog_serve = True  # type: ignore[attr-defined]
-    ours.addHandler(handler)
-    ours.setLevel(numeric)
-    ours.propagate = False
-    alembic = logging.getLogger("alembic")
+    numeric = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
+    targets = [logging.getLogger(name) for name in SERVER_LOGGERS]
     if verbose:
-        alembic.addHandler(handler)
-        alembic.setLevel(logging.INFO)
+        targets.append(logging.getLogger("alembic"))
+    for logger in targets:
+        logger.handlers = [h for h in logger.handlers if not getattr(h, "joblog_serve", False)]
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO if logger.name == "alembic" else numeric)
+        logger.propagate = False
 
 
 def _listen(host: str, port: int) -> socket.socket:
