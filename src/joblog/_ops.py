@@ -25,10 +25,23 @@ __all__ = [
 ]
 
 #: Column order of an :data:`EventRow`.
-EVENT_COLUMNS = ("job_id", "step_id", "external_job_id", "level", "message", "attrs", "ts")
+EVENT_COLUMNS = (
+    "job_id",
+    "step_id",
+    "external_job_id",
+    "level",
+    "message",
+    "attrs",
+    "ts",
+    "trace_id",
+    "span_id",
+)
 
-#: (job_id, step_id, external_job_id, level, message, attrs as JSON text or None, naive UTC ts)
-EventRow = tuple[str | None, int | None, str | None, str, str, str | None, datetime]
+#: (job_id, step_id, external_job_id, level, message, attrs as JSON text or None, naive UTC
+#: ts, OpenTelemetry trace_id and span_id as lowercase hex or None)
+EventRow = tuple[
+    str | None, int | None, str | None, str, str, str | None, datetime, str | None, str | None
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from joblog._ops import EventRow, InsertEvents, InsertJob, InsertStep, Op, UpdateJob, UpdateStep
+from joblog._ops import (
+    EVENT_COLUMNS,
+    EventRow,
+    InsertEvents,
+    InsertJob,
+    InsertStep,
+    Op,
+    UpdateJob,
+    UpdateStep,
+)
 from joblog.exceptions import JobLogError
 
 __all__ = [
@@ -104,14 +113,26 @@ _dumps = json.JSONEncoder(ensure_ascii=False, default=repr).encode
 
 def encode_event_row(row: EventRow) -> str:
     """The record of one event (the hot path: no walk over the row)."""
-    job_id, step_id, external_job_id, level, message, attrs, ts = row
+    job_id, step_id, external_job_id, level, message, attrs, ts, trace_id, span_id = row
     return (
         '{"op":"InsertEvents","rows":[['
         + _dumps([job_id, step_id, external_job_id, level, message, attrs])[1:-1]
         + ',{"$dt":"'
         + ts.isoformat()
-        + '"}]]}'
+        + '"},'
+        + _dumps([trace_id, span_id])[1:-1]
+        + "]]}"
     )
+
+
+def _event_row(values: Any) -> EventRow:
+    """An event row of a record; one written before the OpenTelemetry columns (7 values)
+    gets NULL trace and span IDs."""
+    if not isinstance(values, list) or len(values) not in (7, len(EVENT_COLUMNS)):
+        raise ValueError(f"an event row needs {len(EVENT_COLUMNS)} columns")
+    if len(values) == 7:
+        values = [*values, None, None]
+    return tuple(values)
 
 
 def decode_line(line: str) -> Op:
@@ -120,9 +141,7 @@ def decode_line(line: str) -> Op:
         body = json.loads(line)
         cls = _OPS[body["op"]]
         if cls is InsertEvents:
-            rows: list[EventRow] = [tuple(_decode(row)) for row in body["rows"]]
-            if any(len(row) != 7 for row in rows):
-                raise ValueError("an event row needs 7 columns")
+            rows: list[EventRow] = [_event_row(_decode(row)) for row in body["rows"]]
             return InsertEvents(rows)
         if cls is UpdateJob:
             return UpdateJob(str(body["job_id"]), _decode(body["values"]))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Generic, ParamSpec, Self, TypeVar
 
+from joblog._otel import current_span_ids
 from joblog.exceptions import InvalidTransition, JobCancelled
 from joblog.model import JobStatus, PlannedStep, StepStatus
 from joblog.progress import FINISHED_STEP_STATUSES, planned_percent
@@ -302,7 +303,7 @@ class JobLifecycle(Generic[S]):
             }
         )
         ids = step.frame.ids if step is not None else self.frame.ids
-        self._event_writer().put_event((ids, message, record))
+        self._event_writer().put_event((ids, message, record, current_span_ids()))
 
     def _event_writer(self) -> BatchWriter:
         raise NotImplementedError

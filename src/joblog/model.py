@@ -147,6 +147,9 @@ class LogEvent:
     message: str
     attrs: dict[str, Any] | None
     ts: datetime
+    #: The OpenTelemetry span active when the event was logged (lowercase hex), if any.
+    trace_id: str | None = None
+    span_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any, Generic, Self, TypeVar
 
+from joblog._otel import current_span_ids
 from joblog._storable import clean_message
 from joblog.lifecycle import JobLifecycle
 from joblog.model import Level, PlannedStep
@@ -93,7 +94,7 @@ class JobOwner(Generic[J]):
                 **(attrs or {}),
             }
         )
-        self.writer.put_event((ids, record.msg, record))
+        self.writer.put_event((ids, record.msg, record, current_span_ids()))
 
     def job_ended(self, job: J) -> None:
         with self._lock:

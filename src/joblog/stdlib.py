@@ -1,8 +1,9 @@
 """Plugging into ``logging`` (and structlog): records emitted inside a job are stored
 with its job_id, step_id and external_job_id, without the caller passing anything.
 
-The handler's work on the caller's thread is a ContextVar read, ``getMessage()`` and a
-deque append; level mapping, attrs and JSON happen on the writer thread.
+The handler's work on the caller's thread is a ContextVar read, ``getMessage()``, the
+active OpenTelemetry span's IDs (only in a process that uses OpenTelemetry) and a deque
+append; level mapping, attrs and JSON happen on the writer thread.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from joblog._ops import EventRow
+from joblog._otel import NO_SPAN, SpanIds, current_span_ids
 from joblog._storable import MAX_MESSAGE_CHARS, as_text, clean_message, clean_text, dumps_attrs
 from joblog.lifecycle import current_frame
 from joblog.model import Level
@@ -32,8 +34,8 @@ __all__ = [
 _NO_IDS: tuple[None, None, None] = (None, None, None)
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
-#: What the handler queues: (ids, formatted message, record).
-RawEvent = tuple[tuple[str | None, int | None, str | None], str, logging.LogRecord]
+#: What the handler queues: (ids, formatted message, record, OpenTelemetry span IDs).
+RawEvent = tuple[tuple[str | None, int | None, str | None], str, logging.LogRecord, SpanIds]
 
 
 def level_name(levelno: int) -> str:
@@ -98,7 +100,7 @@ class JobLogHandler(logging.Handler):
             message = record.getMessage()
         except Exception:  # bad %-args must not lose the event
             message = f"{record.msg!s} {record.args!r}"
-        self._put((ids, message, record))
+        self._put((ids, message, record, current_span_ids()))
 
 
 #: levelno -> stored level for the standard levels (others go through level_name).
@@ -116,9 +118,9 @@ def make_event_row(item: RawEvent) -> EventRow:
     surrogates replaced), attrs that cannot be rendered are stored as their best-effort
     text, and if even that fails the row keeps the message with a note in its attrs.
     """
-    ids, message, record = item
+    ids, message, record, span = item
     try:
-        return _event_row(ids, message, record)
+        return _event_row(ids, message, record, span)
     except Exception as error:  # a record whose attrs defeat every rendering
         note = {
             "logger": as_text(getattr(record, "name", "?")),
@@ -127,11 +129,14 @@ def make_event_row(item: RawEvent) -> EventRow:
         ts = datetime.fromtimestamp(getattr(record, "created", 0.0) or 0.0, UTC)
         level = level_name(getattr(record, "levelno", logging.INFO))
         return (ids[0], ids[1], ids[2], level, clean_message(as_text(message)), json.dumps(note),
-                ts.replace(tzinfo=None))  # fmt: skip
+                ts.replace(tzinfo=None), *span)  # fmt: skip
 
 
 def _event_row(
-    ids: tuple[str | None, int | None, str | None], message: str, record: logging.LogRecord
+    ids: tuple[str | None, int | None, str | None],
+    message: str,
+    record: logging.LogRecord,
+    span: SpanIds = NO_SPAN,
 ) -> EventRow:
     level = _LEVEL_NAMES.get(record.levelno) or level_name(record.levelno)
     ts = datetime.fromtimestamp(record.created, UTC).replace(tzinfo=None)
@@ -147,7 +152,7 @@ def _event_row(
             attrs_json = dumps_attrs({"logger": record.name})
             if len(_PLAIN_ATTRS) < _PLAIN_ATTRS_MAX:
                 _PLAIN_ATTRS[record.name] = attrs_json
-        return (ids[0], ids[1], ids[2], level, clean_message(message), attrs_json, ts)
+        return (ids[0], ids[1], ids[2], level, clean_message(message), attrs_json, ts, *span)
     attrs: dict[str, Any] = {"logger": record.name}
     for key, value in record.__dict__.items():
         if key not in _STANDARD_ATTRS and not key.startswith("_"):
@@ -162,7 +167,7 @@ def _event_row(
         attrs["exception"] = record.exc_text
     if record.stack_info:
         attrs["stack"] = record.stack_info
-    return (ids[0], ids[1], ids[2], level, clean_message(message), dumps_attrs(attrs), ts)
+    return (ids[0], ids[1], ids[2], level, clean_message(message), dumps_attrs(attrs), ts, *span)
 
 
 def structlog_processor(

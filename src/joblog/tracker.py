@@ -13,6 +13,7 @@ from typing import Any, Literal
 from joblog import rules
 from joblog._ids import utcnow
 from joblog._ops import InsertJob, Op, UpdateJob
+from joblog._otel import current_span_ids
 from joblog._storable import clean_text
 from joblog.dead_letter import DeadLetter, default_path
 from joblog.exceptions import (
@@ -154,7 +155,7 @@ class Tracker(JobOwner[JobHandle]):
                 **{k: v for k, v in event_dict.items() if k not in ("msg", "args")},
             }
         )
-        self.writer.put_event((ids, message, record))
+        self.writer.put_event((ids, message, record, current_span_ids()))
 
     # -- jobs ----------------------------------------------------------------------------------
 

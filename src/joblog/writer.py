@@ -544,13 +544,15 @@ class BatchWriter:
         """A refused event row, detached from its job and step (which may be the rows
         refused), then with its attrs replaced by a note: the line is kept if at all
         possible, and still found by its external ID."""
-        job_id, step_id, external_job_id, level, message, attrs, ts = row
+        job_id, step_id, external_job_id, level, message, attrs, ts, trace_id, span_id = row
         tries: list[EventRow] = []
         if job_id is not None or step_id is not None:
-            tries.append((None, None, external_job_id, level, message, attrs, ts))
+            tries.append(
+                (None, None, external_job_id, level, message, attrs, ts, trace_id, span_id)
+            )
         if attrs is not None:
             note = '{"joblog_error": "attrs refused by the database"}'
-            tries.append((None, None, external_job_id, level, message, note, ts))
+            tries.append((None, None, external_job_id, level, message, note, ts, None, None))
         return any(self._try(InsertEvents([attempt])) is None for attempt in tries)
 
     def _bury(self, op: Op, error: BaseException) -> None:

@@ -245,6 +245,21 @@ class TestEvents:
         assert post(api, "/api/v1/events", body).json() == {"stored": 0, "duplicate": True}
         assert len(api.get("/api/v1/jobs/gui-1/logs").json()["events"]) == 1
 
+    def test_trace_and_span_ids_are_stored_lowercase(self, api: ApiClient) -> None:
+        start(api)
+        traced = {"trace_id": "0AF7651916CD43DD8448EB211C80319C", "span_id": "B7AD6B7169203331"}
+        body = batch(
+            "k",
+            {"external_job_id": "gui-1", "level": "INFO", "message": "traced", **traced},
+            {"external_job_id": "gui-1", "level": "INFO", "message": "plain"},
+        )
+        assert post(api, "/api/v1/events", body).json() == {"stored": 2, "duplicate": False}
+        events = api.get("/api/v1/jobs/gui-1/logs").json()["events"]
+        assert [(e["trace_id"], e["span_id"]) for e in events] == [
+            ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"),
+            (None, None),
+        ]
+
     def test_events_only_external_id_is_resolvable(self, api: ApiClient) -> None:
         body = batch("k", {"external_job_id": "only-in-logs", "level": "INFO", "message": "x"})
         post(api, "/api/v1/events", body)

@@ -109,6 +109,12 @@ class TestEventBodies:
             ({"batch_key": "k", "events": [event(attrs="text")]}, "attrs"),
             ({"batch_key": "k", "events": [event(attrs={"x": "y" * 70_000})]}, "events"),
             ({"batch_key": "k", "events": [event(step_seq=1, step_id=2)]}, "events"),
+            ({"batch_key": "k", "events": [event(trace_id="0" * 32)]}, "trace_id"),
+            ({"batch_key": "k", "events": [event(trace_id="xyz")]}, "trace_id"),
+            ({"batch_key": "k", "events": [event(trace_id="a" * 33)]}, "trace_id"),
+            ({"batch_key": "k", "events": [event(trace_id="\x00" * 32)]}, "trace_id"),
+            ({"batch_key": "k", "events": [event(span_id="b" * 15, trace_id="a" * 32)]}, "span_id"),
+            ({"batch_key": "k", "events": [event(span_id="b" * 16)]}, "events"),
         ],
     )
     def test_invalid_batch_is_a_422_naming_the_field(

@@ -26,7 +26,7 @@ class TestSpill:
         )
         record = logging.makeLogRecord({"name": "burst", "msg": "line", "levelno": 20})
         for _ in range(20_000):
-            writer.put_event(((None, None, None), "line", record))
+            writer.put_event(((None, None, None), "line", record, (None, None)))
         assert writer.flush(60)
         stats = writer.stats()
         writer.close()
@@ -157,3 +157,32 @@ class TestKilledProducer:
                 " WHERE message LIKE 'copied%'"
             ).fetchone()
         assert rows == (5000, 5000)
+
+
+class TestRecordFormat:
+    def test_an_event_row_round_trips_with_its_trace_ids(self) -> None:
+        from datetime import datetime
+
+        from joblog.journal import decode_line, encode_event_row
+
+        row = ("j", 7, "x", "INFO", "m\u2028", '{"a": 1}', datetime(2026, 1, 2, 3, 4, 5, 6),
+               "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")  # fmt: skip
+        assert decode_line(encode_event_row(row)) == InsertEvents([row])
+
+    def test_a_record_written_before_the_trace_columns_still_reads(self) -> None:
+        from joblog.journal import decode_line
+
+        line = (
+            '{"op":"InsertEvents","rows":[["j",null,"x","INFO","m",null,'
+            '{"$dt":"2026-01-02T03:04:05"}]]}'
+        )
+        (row,) = decode_line(line).rows  # type: ignore[union-attr]
+        assert row[7:] == (None, None) and row[:5] == ("j", None, "x", "INFO", "m")
+
+    @pytest.mark.parametrize("columns", [6, 8, 10])
+    def test_a_row_of_another_width_is_not_a_record(self, columns: int) -> None:
+        from joblog.journal import decode_line
+
+        values = ",".join(["null"] * columns)
+        with pytest.raises(ValueError):
+            decode_line('{"op":"InsertEvents","rows":[[' + values + "]]}")

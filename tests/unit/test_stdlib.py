@@ -79,8 +79,9 @@ class TestAttrs:
             "failover", logging.WARNING, "f.py", 1, "disk %s", ("sda",), None
         )
         record.vm = "pgtest2"
-        row = make_event_row((("job", 7, "ext"), record.getMessage(), record))
-        job_id, step_id, external_id, level, message, attrs, ts = row
+        row = make_event_row((("job", 7, "ext"), record.getMessage(), record, (None, None)))
+        job_id, step_id, external_id, level, message, attrs, ts, trace_id, span_id = row
+        assert (trace_id, span_id) == (None, None)
         assert (job_id, step_id, external_id, level, message) == (
             "job",
             7,

@@ -192,6 +192,8 @@ def ingest_events(body: EventBatch, request: Request) -> Response:
             step_seq=event.step_seq,
             step_id=event.step_id,
             attrs=event.attrs_text(),
+            trace_id=event.trace_id,
+            span_id=event.span_id,
         )
         for event in body.events
     ]

@@ -77,6 +77,8 @@ class EventModel(BaseModel):
     message: str
     attrs: dict[str, Any] | None
     ts: str
+    trace_id: str | None = None
+    span_id: str | None = None
 
 
 class ProgressModel(BaseModel):

@@ -84,6 +84,8 @@ def event_to_dict(event: LogEvent) -> dict[str, Any]:
         "message": event.message,
         "attrs": event.attrs,
         "ts": iso(event.ts),
+        "trace_id": event.trace_id,
+        "span_id": event.span_id,
     }
 
 

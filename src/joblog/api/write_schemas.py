@@ -19,10 +19,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from joblog._otel import is_hex_id
 from joblog._storable import clean_message, dumps_attrs
 from joblog.model import Level
 
@@ -159,6 +161,25 @@ class EventIn(_Body):
     attrs: dict[str, Any] | None = None
     _attrs_text: str | None = PrivateAttr(default=None)
     ts: datetime | None = Field(default=None, description="ISO-8601; default: now")
+    trace_id: str | None = Field(
+        default=None,
+        max_length=32,
+        description="OpenTelemetry trace ID: 32 hex digits, not all zero.",
+    )
+    span_id: str | None = Field(
+        default=None, max_length=16, description="OpenTelemetry span ID: 16 hex digits."
+    )
+
+    @field_validator("trace_id", "span_id")
+    @classmethod
+    def _hex_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        digits = 32 if info.field_name == "trace_id" else 16
+        value = value.lower()
+        if not is_hex_id(value, digits):
+            raise ValueError(f"must be {digits} hex digits, not all zero")
+        return value
 
     @field_validator("level")
     @classmethod
@@ -186,6 +207,8 @@ class EventIn(_Body):
             raise ValueError("an event needs job_id or external_job_id")
         if self.step_seq is not None and self.step_id is not None:
             raise ValueError("name the step by step_seq or step_id, not both")
+        if self.span_id is not None and self.trace_id is None:
+            raise ValueError("a span_id needs its trace_id")
         self._attrs_text = json_object_text(self.attrs, "attrs") if self.attrs else None
         return self
 

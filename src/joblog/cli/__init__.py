@@ -31,7 +31,17 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
 
 #: The top-level modules each extra installs.
 EXTRA_MODULES = {
-    "server": {"fastapi", "starlette", "uvicorn", "jinja2", "anyio"},
+    "server": {
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "jinja2",
+        "anyio",
+        "orjson",
+        "prometheus_client",
+        "opentelemetry",
+        "google",
+    },
     "bench": {"matplotlib", "fastapi", "starlette", "uvicorn", "jinja2", "psycopg", "pymysql"},
 }
 

@@ -121,7 +121,7 @@ class HttpSession:
 
 def event_json(row: EventRow) -> dict[str, Any] | None:
     """A writer row as the API's event object (None for an event that names no job)."""
-    job_id, step_id, external_job_id, level, message, attrs_json, ts = row
+    job_id, step_id, external_job_id, level, message, attrs_json, ts, trace_id, span_id = row
     if job_id is None and external_job_id is None:
         return None
     event: dict[str, Any] = {"level": level, "message": message, "ts": _iso(ts)}
@@ -133,6 +133,9 @@ def event_json(row: EventRow) -> dict[str, Any] | None:
         event["step_id"] = step_id
     if attrs_json:
         event["attrs"] = _bounded_attrs(attrs_json)
+    if trace_id is not None:
+        event["trace_id"] = trace_id
+        event["span_id"] = span_id
     return event
 
 

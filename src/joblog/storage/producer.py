@@ -46,6 +46,8 @@ class IncomingEvent:
     step_seq: int | None = None
     step_id: int | None = None
     attrs: str | None = None  # JSON text
+    trace_id: str | None = None  # OpenTelemetry, lowercase hex
+    span_id: str | None = None
 
 
 class ProducerWrites:
@@ -265,6 +267,8 @@ class ProducerWrites:
                         event.message,
                         event.attrs,
                         to_naive_utc(event.ts),
+                        event.trace_id,
+                        event.span_id,
                     )
                 )
             self.store.backend.insert_events(conn, rows)

@@ -110,6 +110,8 @@ def event_from_row(row: Mapping[Any, Any]) -> LogEvent:
         message=row["message"],
         attrs=_json(row["attrs"]),
         ts=ts,
+        trace_id=row.get("trace_id"),
+        span_id=row.get("span_id"),
     )
 
 

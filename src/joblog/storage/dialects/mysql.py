@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from joblog._ops import EVENT_COLUMNS
 from joblog.exceptions import StorageError
 from joblog.storage.dialects.base import Backend, ErrorKind, Purpose
 
@@ -27,8 +28,8 @@ __all__ = ["MySQL"]
 NETWORK_TIMEOUT_S = 30
 LOCK_TIMEOUT_S = 120
 _INSERT = (
-    "INSERT INTO log_events (job_id, step_id, external_job_id, level, message, attrs, ts)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    f"INSERT INTO log_events ({', '.join(EVENT_COLUMNS)})"
+    f" VALUES ({', '.join(['%s'] * len(EVENT_COLUMNS))})"
 )
 _CLAIM = "INSERT IGNORE INTO ingest_batches (batch_key, created_at) VALUES (%s, %s)"
 

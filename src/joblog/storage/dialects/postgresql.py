@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from joblog._ops import EVENT_COLUMNS
 from joblog.exceptions import ConfigError, StorageError
 from joblog.storage import schema
 from joblog.storage.dialects.base import Backend, ErrorKind, Purpose, Rows
@@ -32,7 +33,7 @@ __all__ = ["NETWORK_TIMEOUT_S", "PostgreSQL", "prepare_threshold_of"]
 #: Seconds a server connection may stay silent mid-request before it counts as broken.
 NETWORK_TIMEOUT_S = 30
 LOCK_TIMEOUT_S = 120.0
-_COPY = "COPY log_events (job_id, step_id, external_job_id, level, message, attrs, ts) FROM STDIN"
+_COPY = f"COPY log_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
 _UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001"})
 _TRANSIENT_STATES = frozenset({"40001", "40P01", "55P03", "57014", "55006"})
 

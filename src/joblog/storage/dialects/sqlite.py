@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import NullPool, StaticPool
 
+from joblog._ops import EVENT_COLUMNS
 from joblog.storage import schema
 from joblog.storage.dialects.base import Backend, ErrorKind, Purpose, Rare
 
@@ -35,8 +36,8 @@ WRITE_OPTION = "joblog_write"
 BUSY_TIMEOUT_S = 30.0
 MIGRATION_TIMEOUT_S = 120.0
 _INSERT = (
-    "INSERT INTO log_events (job_id, step_id, external_job_id, level, message, attrs, ts)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO log_events ({', '.join(EVENT_COLUMNS)})"
+    f" VALUES ({', '.join(['?'] * len(EVENT_COLUMNS))})"
 )
 # Primary result codes (the low byte of an extended code).
 _BUSY, _LOCKED, _IOERR, _FULL, _CANTOPEN, _CONSTRAINT = 5, 6, 10, 13, 14, 19
@@ -128,7 +129,7 @@ def _sqlite_row(row: EventRow) -> tuple[Any, ...]:
     # SQLAlchemy's SQLite DateTime storage format, so that reads parse it back.
     # isoformat with explicit microseconds is the same text as strftime("%Y-%m-%d
     # %H:%M:%S.%f") at a tenth of the cost (11% of the writer thread in a profile).
-    return (*row[:6], row[6].isoformat(" ", "microseconds"))
+    return (*row[:6], row[6].isoformat(" ", "microseconds"), row[7], row[8])
 
 
 @compiles(Rare, "sqlite")
