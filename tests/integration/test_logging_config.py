@@ -8,7 +8,9 @@ import logging.config
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +277,25 @@ class TestOtherConfigFormats:
             "inside, INFO: kept",
             "outside, WARNING: kept",
         ]
+
+
+class TestOneTrackerPerUrl:
+    def test_threads_asking_at_the_same_instant_get_one_tracker(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'jobs.db'}"
+        barrier = threading.Barrier(8)
+
+        def ask(n: int) -> object:
+            barrier.wait(30)
+            if n % 2:
+                return joblog.JobLogHandler(url).tracker
+            return joblog.Tracker.shared(url)
+
+        with ThreadPoolExecutor(8) as pool:
+            trackers = list(pool.map(ask, range(8)))
+        try:
+            assert len({id(tracker) for tracker in trackers}) == 1
+        finally:
+            joblog.Tracker.shared(url).close()
 
 
 class TestConstruction:

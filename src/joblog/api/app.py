@@ -26,6 +26,7 @@ from joblog.api import failover, routes_jobs, routes_login, routes_ops, routes_w
 from joblog.api.auth import TokenGuard, bearer_scheme, install_access_control
 from joblog.api.docs import install_docs
 from joblog.api.errors import InputGuard, Refusal, install_error_handlers, json_refusal
+from joblog.api.examples import install_examples
 from joblog.api.hub import ChangeHub
 from joblog.api.metrics import MetricsMiddleware, RequestMetrics
 from joblog.api.schemas import ErrorBody
@@ -159,6 +160,7 @@ def create_app(
         app.include_router(routes_write.router)
     app.include_router(routes_login.router)
     install_docs(app)
+    install_examples(app)
     _include_dashboard(app)
     return app
 
