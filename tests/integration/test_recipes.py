@@ -7,6 +7,8 @@ FastAPI app through its ASGI interface, the pool script as a program.
 
 from __future__ import annotations
 
+import logging
+import logging.config
 import os
 import re
 import signal
@@ -18,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 import joblog
@@ -285,6 +288,32 @@ class TestThreadPoolRecipe:
             "thumbnail of c.png",
         ]
         assert {row["step_id"] for row in stored} == {step.id}
+
+
+class TestLoggingYaml:
+    def test_the_yaml_config_stores_job_records_only(
+        self, in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        (text,) = re.findall(r"```yaml\n(.*?)```", RECIPES.read_text(), re.S)
+        root = logging.getLogger()
+        monkeypatch.setattr(root, "handlers", [])
+        monkeypatch.setattr(root, "level", root.level)
+        logging.config.dictConfig(yaml.safe_load(text))
+        tracker = joblog.Tracker.shared("sqlite:///jobs.db")
+        try:
+            logging.getLogger("app").info("outside any job: dropped")
+            with tracker.job("yaml", "recipe") as job:
+                logging.getLogger("app").info("inside the job")
+                logging.getLogger("app").debug("below INFO")
+            tracker.flush(30)
+            stored = events(tracker.store)
+            # Made with the YAML's tracker option: the same options give the same tracker.
+            assert joblog.Tracker.shared("sqlite:///jobs.db", batch_size=500) is tracker
+        finally:
+            for handler in root.handlers:
+                handler.close()
+            tracker.close()
+        assert [(row["message"], row["job_id"]) for row in stored] == [("inside the job", job.id)]
 
 
 def test_every_python_block_is_tested() -> None:
