@@ -223,6 +223,11 @@ class TestSecurityHeaders:
         assert answer.status_code == 401
         _common_headers_are_set(answer.headers)
 
+    def test_progress_bars_are_drawn_by_classes(self, api: ApiClient) -> None:
+        html = api.get(f"/jobs/{PARENT}").text
+        assert 'class="bar-fill fill-100"' in html
+        assert "width:" not in html
+
     @pytest.mark.parametrize("path", [*PAGES[:3], "/docs"])
     def test_no_inline_script_style_or_handler_in_the_html(self, api: ApiClient, path: str) -> None:
         html = api.get(path).text
