@@ -223,6 +223,14 @@ class TestSecurityHeaders:
         assert answer.status_code == 401
         _common_headers_are_set(answer.headers)
 
+    def test_the_sign_in_page_has_no_inline_style(self, url: str) -> None:
+        settings = ApiSettings(write_tokens=(WRITE,), read_tokens=(READ,))
+        with api_client(create_app(url, settings=settings)) as guarded:
+            answer = guarded.get("/login")
+        assert answer.status_code == 200
+        assert answer.headers["content-security-policy"] == DASHBOARD_CSP
+        assert not re.search(r"\sstyle\s*=|<style|<script", answer.text)
+
     def test_progress_bars_are_drawn_by_classes(self, api: ApiClient) -> None:
         html = api.get(f"/jobs/{PARENT}").text
         assert 'class="bar-fill fill-100"' in html
