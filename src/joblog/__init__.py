@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
+from joblog._loguru import loguru_sink
 from joblog.exceptions import (
     ConfigError,
     ExternalIdInUse,
@@ -69,6 +70,7 @@ __all__ = [
     "carry",
     "current_job",
     "current_step",
+    "loguru_sink",
     "structlog_processor",
 ]
 

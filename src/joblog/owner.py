@@ -120,6 +120,11 @@ class JobOwner(Generic[J]):
         self.writer.close(timeout)
         self._release()
 
+    def _abandon(self) -> None:
+        """Forget this owner without storing anything: a forked child's copy, whose writer
+        thread stayed in the parent (which stores what was queued before the fork)."""
+        self._closed = True
+
     def _flush_at_exit(self, timeout: float) -> None:
         """At interpreter exit, store what is queued (at most ``timeout`` seconds) even
         if the program never called close(): a crash keeps its outcome. The writer is a

@@ -13,13 +13,16 @@ import logging
 import traceback
 from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joblog._ops import EventRow
 from joblog._otel import NO_SPAN, SpanIds, current_span_ids
 from joblog._storable import MAX_MESSAGE_CHARS, as_text, clean_message, clean_text, dumps_attrs
 from joblog.lifecycle import current_frame
 from joblog.model import Level
+
+if TYPE_CHECKING:
+    from joblog.owner import JobOwner
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
@@ -38,6 +41,19 @@ _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asct
 RawEvent = tuple[tuple[str | None, int | None, str | None], str, logging.LogRecord, SpanIds]
 
 
+def _level_number(level: int | str) -> int:
+    """A level given as a number or a name ("WARNING", "25"), as logging's own config does."""
+    if isinstance(level, int):
+        return level
+    text = str(level).strip()
+    if text.isdigit():
+        return int(text)
+    number = logging.getLevelNamesMapping().get(text.upper())
+    if number is None:
+        raise ValueError(f"unknown level: {level!r}")
+    return number
+
+
 def level_name(levelno: int) -> str:
     if levelno >= logging.ERROR:
         return Level.ERROR.value
@@ -49,31 +65,68 @@ def level_name(levelno: int) -> str:
 
 
 class JobLogHandler(logging.Handler):
-    """Stores log records through a tracker's batch writer.
+    """Stores log records, attributed to the current job, through a tracker's batch writer.
+
+    Built from a database ``url``, it uses the process's shared Tracker for that URL
+    (:meth:`joblog.Tracker.shared`), so ``logging.config.dictConfig`` can make it::
+
+        {"class": "joblog.JobLogHandler", "url": "sqlite:///jobs.db", "level": "INFO"}
+
+    and code that runs jobs with ``joblog.Tracker.shared("sqlite:///jobs.db")`` has its
+    records stored with its jobs' IDs. Extra keyword arguments are that tracker's options
+    (``batch_size``, ``durability``, ...). ``tracker``: use this Tracker (or
+    :class:`joblog.client.Client`) instead of a URL. Records of jobs another tracker runs
+    are left to that tracker's handler.
 
     ``unattributed`` says what to do with records emitted outside any job: "keep"
     (stored with NULL IDs, as the seed's table has them) or "drop";
-    ``unattributed_level`` is the minimum level kept for those.
+    ``unattributed_level`` is the minimum level kept for those. Formatters are not used:
+    the stored message is ``record.getMessage()``, the record's extras become attrs.
     """
+
+    #: Seconds :meth:`flush` waits for the queue to be stored.
+    flush_timeout = 5.0
 
     def __init__(
         self,
-        put: Callable[[Any], None],
+        url: str | None = None,
+        level: int | str = logging.DEBUG,
         *,
-        owner: object,
-        writer_thread_id: int | None,
-        level: int = logging.DEBUG,
+        tracker: JobOwner[Any] | None = None,
         unattributed: str = "keep",
-        unattributed_level: int = logging.DEBUG,
+        unattributed_level: int | str = logging.DEBUG,
+        **tracker_options: Any,
     ) -> None:
         super().__init__(level)
         if unattributed not in ("keep", "drop"):
             raise ValueError("unattributed must be 'keep' or 'drop'")
-        self._put = put
-        self._owner = owner
-        self._writer_thread_id = writer_thread_id
         self._keep_unattributed = unattributed == "keep"
-        self._unattributed_level = unattributed_level
+        self._unattributed_level = _level_number(unattributed_level)
+        self._put: Callable[[Any], None]
+        self._owner: object
+        self._writer_thread_id: int | None
+        if tracker is not None:
+            if url is not None or tracker_options:
+                raise TypeError("give a url (with tracker options) or a tracker, not both")
+            self._put = tracker.writer.put_event
+            self._owner = tracker
+            self._writer_thread_id = tracker.writer.thread_id
+        else:
+            from joblog import _shared
+            from joblog._config import DEFAULT_URL
+
+            _shared.bind_handler(self, url or DEFAULT_URL, tracker_options)
+
+    @property
+    def tracker(self) -> Any:
+        """The Tracker (or Client) whose jobs this handler stores records for."""
+        return self._owner
+
+    def flush(self) -> None:
+        """Wait (at most :attr:`flush_timeout` seconds) until queued records are stored."""
+        owner: Any = getattr(self, "_owner", None)  # None: its construction failed
+        if not getattr(owner, "_closed", True):
+            owner.flush(self.flush_timeout)
 
     def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock: emit only appends to a thread-safe deque.

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from joblog import rules
+from joblog import _shared, rules
+from joblog._config import DEFAULT_URL
 from joblog._ids import utcnow
 from joblog._ops import InsertJob, Op, UpdateJob
 from joblog._otel import current_span_ids
@@ -54,7 +55,7 @@ class Tracker(JobOwner[JobHandle]):
 
     def __init__(
         self,
-        url: str = "sqlite:///joblog.db",
+        url: str = DEFAULT_URL,
         *,
         external_id_policy: ExternalIdPolicy = "reject",
         batch_size: int = 2000,
@@ -119,13 +120,22 @@ class Tracker(JobOwner[JobHandle]):
         self._read_flush_timeout = read_flush_timeout
         self._flush_at_exit(exit_flush_timeout)
 
+    @classmethod
+    def shared(cls, url: str = DEFAULT_URL, **options: Any) -> Tracker:
+        """This process's Tracker for ``url``, the one a :class:`~joblog.JobLogHandler`
+        built from the same URL (e.g. by ``logging.config.dictConfig``) stores through.
+
+        Made with ``options`` on the first call; later calls pass none or the same ones
+        (:class:`ConfigError` otherwise). Closing it is allowed: the next call makes a new
+        one. It flushes at interpreter exit like any tracker, and a forked child gets its own.
+        """
+        return _shared.shared_tracker(url, options)
+
     # -- logging -----------------------------------------------------------------------------
 
     def _new_handler(self, level: int) -> JobLogHandler:
         return JobLogHandler(
-            self.writer.put_event,
-            owner=self,
-            writer_thread_id=self.writer.thread_id,
+            tracker=self,
             level=level,
             unattributed=self._unattributed,
             unattributed_level=self._unattributed_level,

@@ -24,10 +24,13 @@ from joblog import __version__
 from joblog._config import DEFAULT_URL
 from joblog.api import failover, routes_jobs, routes_login, routes_ops, routes_write, stream
 from joblog.api.auth import TokenGuard, bearer_scheme, install_access_control
+from joblog.api.docs import install_docs
 from joblog.api.errors import InputGuard, Refusal, install_error_handlers, json_refusal
+from joblog.api.examples import install_examples
 from joblog.api.hub import ChangeHub
 from joblog.api.metrics import MetricsMiddleware, RequestMetrics
 from joblog.api.schemas import ErrorBody
+from joblog.api.security import SecurityHeaders
 from joblog.api.settings import ApiSettings
 from joblog.exceptions import JobLogError
 from joblog.resolve import Resolver
@@ -111,6 +114,8 @@ def create_app(
         version=__version__,
         description="Jobs, steps and log events, found by any ID a GUI holds.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by joblog.api.docs
+        redoc_url=None,
     )
     app.state.store = store
     app.state.resolver = resolver = Resolver(store)
@@ -136,6 +141,8 @@ def create_app(
     # Inside the metrics middleware, so that refused requests are counted too.
     install_access_control(app, guard, settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    # Outermost of ours: every answer, refusals included, gets the security headers.
+    app.add_middleware(SecurityHeaders)
     # Declares the bearer scheme on the read routes in OpenAPI (the middleware enforces it).
     read_auth = [Security(bearer_scheme)] if guard.reads_guarded else []
     # The stream router goes first: its ``{any_id:path}/stream`` must match before the
@@ -152,6 +159,8 @@ def create_app(
     if settings.write_api:
         app.include_router(routes_write.router)
     app.include_router(routes_login.router)
+    install_docs(app)
+    install_examples(app)
     _include_dashboard(app)
     return app
 

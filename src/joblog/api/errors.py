@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -39,6 +40,7 @@ __all__ = [
     "InputGuard",
     "InvalidRequest",
     "Refusal",
+    "allowed_methods",
     "error_body",
     "install_error_handlers",
     "json_refusal",
@@ -118,12 +120,34 @@ async def _on_storage(_request: Request, exc: Exception) -> JSONResponse:
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
-async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
     return JSONResponse(
-        error_body(code, detail=exc.detail), status_code=exc.status_code, headers=exc.headers
+        error_body(code, detail=exc.detail), status_code=exc.status_code, headers=headers
     )
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path, for a 405's ``Allow``.
+
+    Starlette names the methods of the first route whose path matched; with ``{any_id:path}``
+    routes several match one path (``GET /api/v1/jobs/{any_id}`` takes ``x/steps`` too, where
+    ``POST .../steps`` is another route), so the answer is their union.
+    """
+    path: str = request.scope.get("path", "")
+    root: str = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def install_error_handlers(app: FastAPI) -> None:

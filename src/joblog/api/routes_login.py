@@ -33,7 +33,7 @@ _PAGE = """<!doctype html>
   <link rel="stylesheet" href="/static/app.css">
 </head>
 <body>
-  <main id="main" style="max-width: 28rem; margin: 4rem auto; padding: 0 1rem">
+  <main id="main" class="login-main">
     <h1>joblog</h1>
     <p>This server asks for a read token (or a write token) to show its jobs.</p>
     {error}
@@ -41,7 +41,7 @@ _PAGE = """<!doctype html>
       <input type="hidden" name="next" value="{next}">
       <label for="token">Token</label>
       <input id="token" name="token" type="password" autocomplete="current-password"
-             required autofocus spellcheck="false" style="width: 100%">
+             required autofocus spellcheck="false" class="login-token">
       <p><button type="submit">Sign in</button></p>
     </form>
   </main>

@@ -6,6 +6,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from joblog.api import examples
 from joblog.api.metrics import RequestMetrics, render_writer_stats
 from joblog.api.routes_jobs import json_response
 from joblog.api.schemas import HealthBody
@@ -17,13 +18,17 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["operations"])
 
+JSON = "application/json"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @router.get(
     "/healthz",
     response_class=Response,
-    responses={200: {"model": HealthBody}, 503: {"model": HealthBody}},
+    responses={
+        200: {"model": HealthBody, "content": {JSON: {"example": examples.HEALTH_OK}}},
+        503: {"model": HealthBody, "content": {JSON: {"example": examples.HEALTH_DOWN}}},
+    },
 )
 async def healthz(request: Request) -> Response:
     """200 when the database answers ``SELECT 1`` within the health timeout, else 503."""

@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from joblog.api.auth import require_write
 from joblog.api.errors import InvalidRequest
 from joblog.api.routes_jobs import json_response
-from joblog.api.schemas import ErrorBody, JobModel, StepModel
+from joblog.api.schemas import ErrorBody, IngestResult, JobModel, StepModel
 from joblog.api.serialize import dumps, job_to_dict, step_to_dict
 from joblog.api.write_schemas import EventBatch, JobCreate, JobUpdate, StepCreate, StepFinish
 from joblog.exceptions import InvalidTransition, JobNotFound
@@ -57,6 +57,14 @@ _STEP: dict[int | str, dict[str, Any]] = {
     200: {"model": StepModel},
     **_errors(401, 403, 404, 409, 413, 422, 503),
 }
+_CREATED_JOB: dict[int | str, dict[str, Any]] = {
+    201: {"model": JobModel, "description": "The job (its URL in Location)"},
+    **_errors(401, 403, 404, 409, 413, 422, 503),
+}
+_CREATED_STEP: dict[int | str, dict[str, Any]] = {
+    201: {"model": StepModel, "description": "The step (its URL in Location)"},
+    **_errors(401, 403, 404, 409, 413, 422, 503),
+}
 AnyId = Annotated[str, Path(description="The job's internal UUID or its external job ID")]
 
 
@@ -79,7 +87,7 @@ def _created(body: dict[str, Any], location: str) -> Response:
     )
 
 
-@router.post("/jobs", status_code=201, response_class=Response, responses=_JOB)
+@router.post("/jobs", status_code=201, response_class=Response, responses=_CREATED_JOB)
 def start_job(body: JobCreate, request: Request) -> Response:
     """Start a job (``start: false``: pending until its first step). 409 when a running
     job holds ``external_job_id`` and the server's policy is ``reject``."""
@@ -103,7 +111,9 @@ def start_job(body: JobCreate, request: Request) -> Response:
     return _created(job_to_dict(job), "/api/v1/jobs/" + quote(job.id, safe=""))
 
 
-@router.post("/jobs/{any_id:path}/steps", status_code=201, response_class=Response, responses=_STEP)
+@router.post(
+    "/jobs/{any_id:path}/steps", status_code=201, response_class=Response, responses=_CREATED_STEP
+)
 def start_step(any_id: AnyId, body: StepCreate, request: Request) -> Response:
     """Start the job's next step; its ``seq`` (1, 2, ...) names it in the finish call."""
     job_id = _job_id(request, any_id)
@@ -172,6 +182,7 @@ def update_job(any_id: AnyId, body: JobUpdate, request: Request) -> Response:
     response_class=Response,
     responses={
         200: {
+            "model": IngestResult,
             "description": '{"stored": n, "duplicate": false}, or {"stored": 0, '
             '"duplicate": true} when the batch key was already stored',
         },

@@ -19,6 +19,7 @@ __all__ = [
     "FailoverNotFound",
     "FailoverStatus",
     "HealthBody",
+    "IngestResult",
     "JobModel",
     "JobPage",
     "LegacyModel",
@@ -133,6 +134,14 @@ class ErrorBody(BaseModel):
     error: str
     id: str | None = None
     detail: list[dict[str, Any]] | str | None = None
+
+
+class IngestResult(BaseModel):
+    """``POST /api/v1/events``: how many events were stored, and whether the batch key
+    had been stored before (then nothing is stored again)."""
+
+    stored: int
+    duplicate: bool
 
 
 class HealthBody(BaseModel):

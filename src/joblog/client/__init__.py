@@ -157,9 +157,7 @@ class Client(JobOwner[RemoteJob]):
     def _new_handler(self, level: int) -> JobLogHandler:
         # Records outside any job, and the client's own HTTP chatter, are not shipped.
         handler = JobLogHandler(
-            self.writer.put_event,
-            owner=self,
-            writer_thread_id=self.writer.thread_id,
+            tracker=self,
             level=level,
             unattributed="drop",
         )
