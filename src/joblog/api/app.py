@@ -26,7 +26,7 @@ from joblog.api import failover, routes_jobs, routes_login, routes_ops, routes_w
 from joblog.api.auth import TokenGuard, bearer_scheme, install_access_control
 from joblog.api.errors import InputGuard, Refusal, install_error_handlers, json_refusal
 from joblog.api.hub import ChangeHub
-from joblog.api.metrics import MetricsMiddleware, RequestMetrics
+from joblog.api.metrics import AppMetrics, MetricsMiddleware
 from joblog.api.schemas import ErrorBody
 from joblog.api.settings import ApiSettings
 from joblog.exceptions import JobLogError
@@ -89,20 +89,23 @@ def create_app(
         limiter.total_tokens = _app.state.settings.worker_threads
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_app.state.hub.run)
+            if metrics.multiprocess:
+                tasks.start_soon(metrics.sample_every, _SAMPLE_INTERVAL)
             if reap_every is not None:
                 log.info("reaper: every %gs, abandoned jobs are failed", reap_every)
-                tasks.start_soon(_every, reap_every, _reap, store)
+                tasks.start_soon(_every, reap_every, metrics, _reap, store)
             if keep_for is not None:
                 log.info(
                     "pruning: log events older than %s, every %gs",
                     keep_for,
                     settings.prune_interval,
                 )
-                tasks.start_soon(_every, settings.prune_interval, _prune, store, keep_for)
+                tasks.start_soon(_every, settings.prune_interval, metrics, _prune, store, keep_for)
             try:
                 yield
             finally:
                 tasks.cancel_scope.cancel()
+        metrics.close()
         if owns_store:
             store.close()
 
@@ -124,7 +127,7 @@ def create_app(
     app.state.producer = ProducerWrites(
         store, external_id_policy=settings.external_id_policy, attach=resolver.attach
     )
-    app.state.metrics = RequestMetrics()
+    app.state.metrics = metrics = AppMetrics(store, tracker=lambda: app.state.tracker)
     app.state.hub = ChangeHub(
         store, poll_interval=settings.poll_interval, safety_interval=settings.safety_interval
     )
@@ -179,14 +182,26 @@ def _include_dashboard(app: FastAPI) -> None:
     app.include_router(build_router())
 
 
-async def _every(interval: float, job: Callable[..., None], *args: Any) -> None:
-    """Run the housekeeping ``job`` in a worker thread every ``interval`` seconds."""
+#: Seconds between two samples of this worker's pool gauges (multiprocess mode only).
+_SAMPLE_INTERVAL = 5.0
+
+
+async def _every(
+    interval: float, metrics: AppMetrics, job: Callable[..., object], *args: Any
+) -> None:
+    """Run the housekeeping ``job`` in a worker thread every ``interval`` seconds, and
+    count each run in ``joblog_housekeeping_runs_total``: ``failed`` when it raised,
+    ``skipped`` when it returned False (another server held the turn), else ``ran``."""
+    task = job.__name__.strip("_")
     while True:
         await anyio.sleep(interval)
         try:
-            await run_in_threadpool(job, *args)
+            result = await run_in_threadpool(job, *args)
         except JobLogError as exc:  # the database may be down; try again next time
-            log.warning("%s failed: %s", job.__name__.strip("_"), exc)
+            log.warning("%s failed: %s", task, exc)
+            metrics.count_housekeeping(task, "failed")
+        else:
+            metrics.count_housekeeping(task, "skipped" if result is False else "ran")
 
 
 def _reap(store: Store) -> None:
