@@ -22,7 +22,16 @@ from starlette.concurrency import run_in_threadpool
 
 from joblog import __version__
 from joblog._config import DEFAULT_URL
-from joblog.api import failover, routes_jobs, routes_login, routes_ops, routes_write, stream
+from joblog.api import (
+    failover,
+    routes_jobs,
+    routes_login,
+    routes_ops,
+    routes_otlp,
+    routes_traces,
+    routes_write,
+    stream,
+)
 from joblog.api.auth import TokenGuard, bearer_scheme, install_access_control
 from joblog.api.errors import InputGuard, Refusal, install_error_handlers, json_refusal
 from joblog.api.hub import ChangeHub
@@ -151,9 +160,11 @@ def create_app(
     app.include_router(stream.router, dependencies=read_auth, responses=read_errors)
     app.include_router(failover.router, dependencies=read_auth, responses=read_errors)
     app.include_router(routes_jobs.router, dependencies=read_auth, responses=read_errors)
+    app.include_router(routes_traces.router, dependencies=read_auth, responses=read_errors)
     app.include_router(routes_ops.router, responses=read_errors)
     if settings.write_api:
         app.include_router(routes_write.router)
+        app.include_router(routes_otlp.router)
     app.include_router(routes_login.router)
     _include_dashboard(app)
     return app
@@ -168,7 +179,7 @@ def _refusals() -> tuple[tuple[str, Refusal], ...]:
     """How the input guard answers, by path prefix: the origin's contract, JSON, pages."""
     from joblog.web.pages import refusal as page_refusal
 
-    json_paths = ("/api/", "/healthz", "/metrics", "/openapi.json")
+    json_paths = ("/api/", "/v1/", "/healthz", "/metrics", "/openapi.json")
     return (
         (failover.PREFIX, failover.refusal),
         *((prefix, json_refusal) for prefix in json_paths),
