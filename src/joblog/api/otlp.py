@@ -213,35 +213,56 @@ def map_records(request: ExportLogsServiceRequest, now: datetime) -> Mapped:
     for r, resource_logs in enumerate(request.resource_logs):
         resource = _attributes(resource_logs.resource.attributes)
         service = resource.get("service.name")
+        try:  # the resource's job, worked out once for all its records
+            job: _Job | str = _job_of(resource, resource)
+        except _Rejected as reason:
+            job = str(reason)
         for s, scope_logs in enumerate(resource_logs.scope_logs):
             scope = scope_logs.scope.name
             for n, record in enumerate(scope_logs.log_records):
-                where = f"resourceLogs[{r}].scopeLogs[{s}].logRecords[{n}]"
                 try:
-                    mapped.events.append(_event(record, resource, service, scope, now, where))
+                    event = _event(record, resource, job, service, scope, now, (r, s, n))
                 except _Rejected as reason:
                     mapped.rejected.append(str(reason))
+                else:
+                    mapped.events.append(event)
     return mapped
+
+
+#: (job_id, external_job_id, step seq) a record names.
+_Job = tuple[str | None, str | None, int | None]
+
+
+def _job_of(named: dict[str, Any], step_from: dict[str, Any]) -> _Job:
+    job_id = _identifier(named, JOB_ID)
+    external_job_id = _identifier(named, EXTERNAL_JOB_ID)
+    step_seq = _step(step_from)
+    if step_seq is not None and job_id is None and external_job_id is None:
+        raise _Rejected(f"{STEP} needs {JOB_ID} or {EXTERNAL_JOB_ID}")
+    return job_id, external_job_id, step_seq
 
 
 def _event(
     record: LogRecord,
     resource: dict[str, Any],
+    resource_job: _Job | str,
     service: Any,
     scope: str,
     now: datetime,
-    where: str,
+    where: tuple[int, int, int],
 ) -> IncomingEvent:
-    attributes = _attributes(record.attributes)
+    attributes = _attributes(record.attributes) if record.attributes else {}
     # A job the record names wins over its resource's (the whole service's job); a step
     # on the record alone is a step of the resource's job.
-    names_job = JOB_ID in attributes or EXTERNAL_JOB_ID in attributes
-    named = attributes if names_job else resource
-    job_id = _identifier(named, JOB_ID)
-    external_job_id = _identifier(named, EXTERNAL_JOB_ID)
-    step_seq = _step(attributes if STEP in attributes or names_job else resource)
-    if step_seq is not None and job_id is None and external_job_id is None:
-        raise _Rejected(f"{STEP} needs {JOB_ID} or {EXTERNAL_JOB_ID}")
+    if JOB_ID in attributes or EXTERNAL_JOB_ID in attributes:
+        job = _job_of(attributes, attributes)
+    elif STEP in attributes:
+        job = _job_of(resource, attributes)
+    elif isinstance(resource_job, str):
+        raise _Rejected(resource_job)
+    else:
+        job = resource_job
+    job_id, external_job_id, step_seq = job
     trace_id = _hex_id(record.trace_id, 16, where, "traceId")
     span_id = _hex_id(record.span_id, 8, where, "spanId")
     if span_id is not None and trace_id is None:
@@ -313,11 +334,13 @@ def _step(named: dict[str, Any]) -> int | None:
     return value
 
 
-def _hex_id(raw: bytes, size: int, where: str, name: str) -> str | None:
+def _hex_id(raw: bytes, size: int, where: tuple[int, int, int], name: str) -> str | None:
     if not raw:
         return None
     if len(raw) != size:
-        raise Undecodable(f"{where}.{name} must be {size} bytes, not {len(raw)}")
+        r, s, n = where
+        place = f"resourceLogs[{r}].scopeLogs[{s}].logRecords[{n}].{name}"
+        raise Undecodable(f"{place} must be {size} bytes, not {len(raw)}")
     return None if not any(raw) else binascii.hexlify(raw).decode("ascii")
 
 
