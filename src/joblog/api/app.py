@@ -1,9 +1,10 @@
 """The ASGI application: the JSON API, the live stream, health, metrics and the dashboard.
 
 ``create_app`` builds one :class:`Store` and one :class:`Resolver` for the process and puts
-them on ``app.state`` (``store``, ``resolver``, ``settings``, ``metrics``); the dashboard's
-pages read them from there. Whoever runs a tracker in the same process (``joblog demo``)
-may attach it as ``app.state.tracker`` to have its writer counters in ``/metrics``.
+them on ``app.state`` (``store``, ``resolver``, ``settings``, ``metrics``: the app's
+:class:`~joblog.api.metrics.AppMetrics`); the dashboard's pages read them from there.
+Whoever runs a tracker in the same process (``joblog demo``) may attach it as
+``app.state.tracker`` to have its writer counters in ``/metrics``.
 """
 
 from __future__ import annotations

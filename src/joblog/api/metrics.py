@@ -199,6 +199,11 @@ class AppMetrics:
         elif outcome == "refused":
             self.rejected.labels(source).inc(events)
 
+    def count_rejected(self, source: str, events: int) -> None:
+        """Events refused one by one (OTLP records in a partial success)."""
+        if events:
+            self.rejected.labels(source).inc(events)
+
     def count_housekeeping(self, task: str, outcome: str) -> None:
         self.housekeeping.labels(task, outcome).inc()
 

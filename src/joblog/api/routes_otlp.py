@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from joblog._ids import utcnow
 from joblog.api import otlp
 from joblog.api.auth import require_write
 from joblog.api.metrics import AppMetrics
@@ -195,15 +195,14 @@ def _receive(
 ) -> list[str]:
     """Decode, map and store; the reasons of the records refused."""
     data = otlp.decompress(body, coding, limit)
-    mapped = otlp.map_records(otlp.decode(data, encoding), utcnow())
+    mapped = otlp.map_records(otlp.decode(data, encoding), datetime.now(UTC))
     digest = hashlib.sha256(encoding.encode() + b"\n" + data).hexdigest()
     state = request.app.state
     writes = _Chunks(state.producer, state.resolver, state.store, metrics)
     for index in range(0, len(mapped.events), CHUNK):
         chunk = mapped.events[index : index + CHUNK]
         mapped.reject(writes.store_chunk(f"otlp:{digest}:{index // CHUNK}", chunk))
-    if mapped.rejected:
-        metrics.rejected.labels("otlp").inc(len(mapped.rejected))
+    metrics.count_rejected("otlp", len(mapped.rejected))
     return mapped.rejected
 
 
