@@ -1,4 +1,4 @@
-"""/healthz, /metrics, the OpenAPI document, and answers while the database is away."""
+"""/healthz, the OpenAPI document, and answers while the database is away."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 
-import joblog
 from joblog.api.app import create_app
 from joblog.storage.store import Store
 from tests.conftest import BACKENDS
@@ -26,13 +25,6 @@ def api(url: str) -> Iterator[ApiClient]:
     """A fresh app (fresh metrics) on the module's database."""
     with api_client(create_app(url)) as client:
         yield client
-
-
-@pytest.fixture
-def tracker(url: str) -> Iterator[joblog.Tracker]:
-    tracker = joblog.Tracker(url, flush_interval=0.01)
-    yield tracker
-    tracker.close()
 
 
 @pytest.fixture
@@ -64,35 +56,6 @@ class TestDatabaseAway:
         response = api_without_database.get(path)
         assert response.status_code == 503
         assert response.json() == {"error": "database_unavailable"}
-
-
-class TestMetrics:
-    def test_counts_requests_by_route_template_and_status(self, api: ApiClient) -> None:
-        api.get("/api/v1/jobs/nobody")
-        api.get("/api/v1/jobs/somebody-else")
-        text = api.get("/metrics").text
-        labels = 'method="GET",route="/api/v1/jobs/{any_id:path}",status="404"'
-        assert f"joblog_http_requests_total{{{labels}}} 2" in text
-        assert f'joblog_http_request_duration_seconds_bucket{{{labels},le="+Inf"}} 2' in text
-        assert f"joblog_http_request_duration_seconds_count{{{labels}}} 2" in text
-
-    def test_unmatched_paths_share_one_label(self, api: ApiClient) -> None:
-        api.get("/no/such/page")
-        text = api.get("/metrics").text
-        assert 'route="unmatched",status="404"} 1' in text
-        assert "/no/such/page" not in text
-
-    def test_writer_counters_of_an_attached_tracker(
-        self, api: ApiClient, tracker: joblog.Tracker
-    ) -> None:
-        with tracker.job("failover", "live"):
-            tracker.log_event("INFO", "one")
-        tracker.flush(30)
-        api.app.state.tracker = tracker
-        text = api.get("/metrics").text
-        assert "joblog_writer_queue_depth 0" in text
-        assert "joblog_writer_events_written_total 1" in text
-        assert "joblog_writer_events_dropped_total 0" in text
 
 
 class TestDocumentsAndErrors:

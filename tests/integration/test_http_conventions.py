@@ -252,7 +252,13 @@ class TestSecurityHeaders:
 
 
 def _route_paths(app: FastAPI) -> list[str]:
-    values = {"any_id": "job-1", "job_id": "job-1", "seq": "1", "name": "app.css"}
+    values = {
+        "any_id": "job-1",
+        "job_id": "job-1",
+        "seq": "1",
+        "name": "app.css",
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+    }
     paths = set()
     for route in iter_route_contexts(app.routes):
         template = route.path_format

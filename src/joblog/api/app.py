@@ -1,9 +1,10 @@
 """The ASGI application: the JSON API, the live stream, health, metrics and the dashboard.
 
 ``create_app`` builds one :class:`Store` and one :class:`Resolver` for the process and puts
-them on ``app.state`` (``store``, ``resolver``, ``settings``, ``metrics``); the dashboard's
-pages read them from there. Whoever runs a tracker in the same process (``joblog demo``)
-may attach it as ``app.state.tracker`` to have its writer counters in ``/metrics``.
+them on ``app.state`` (``store``, ``resolver``, ``settings``, ``metrics``: the app's
+:class:`~joblog.api.metrics.AppMetrics`); the dashboard's pages read them from there.
+Whoever runs a tracker in the same process (``joblog demo``) may attach it as
+``app.state.tracker`` to have its writer counters in ``/metrics``.
 """
 
 from __future__ import annotations
@@ -22,13 +23,22 @@ from starlette.concurrency import run_in_threadpool
 
 from joblog import __version__
 from joblog._config import DEFAULT_URL
-from joblog.api import failover, routes_jobs, routes_login, routes_ops, routes_write, stream
+from joblog.api import (
+    failover,
+    routes_jobs,
+    routes_login,
+    routes_ops,
+    routes_otlp,
+    routes_traces,
+    routes_write,
+    stream,
+)
 from joblog.api.auth import TokenGuard, bearer_scheme, install_access_control
 from joblog.api.docs import install_docs
 from joblog.api.errors import InputGuard, Refusal, install_error_handlers, json_refusal
 from joblog.api.examples import install_examples
 from joblog.api.hub import ChangeHub
-from joblog.api.metrics import MetricsMiddleware, RequestMetrics
+from joblog.api.metrics import AppMetrics, MetricsMiddleware
 from joblog.api.schemas import ErrorBody
 from joblog.api.security import SecurityHeaders
 from joblog.api.settings import ApiSettings
@@ -92,20 +102,23 @@ def create_app(
         limiter.total_tokens = _app.state.settings.worker_threads
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_app.state.hub.run)
+            if metrics.multiprocess:
+                tasks.start_soon(metrics.sample_every, _SAMPLE_INTERVAL)
             if reap_every is not None:
                 log.info("reaper: every %gs, abandoned jobs are failed", reap_every)
-                tasks.start_soon(_every, reap_every, _reap, store)
+                tasks.start_soon(_every, reap_every, metrics, _reap, store)
             if keep_for is not None:
                 log.info(
                     "pruning: log events older than %s, every %gs",
                     keep_for,
                     settings.prune_interval,
                 )
-                tasks.start_soon(_every, settings.prune_interval, _prune, store, keep_for)
+                tasks.start_soon(_every, settings.prune_interval, metrics, _prune, store, keep_for)
             try:
                 yield
             finally:
                 tasks.cancel_scope.cancel()
+        metrics.close()
         if owns_store:
             store.close()
 
@@ -129,7 +142,7 @@ def create_app(
     app.state.producer = ProducerWrites(
         store, external_id_policy=settings.external_id_policy, attach=resolver.attach
     )
-    app.state.metrics = RequestMetrics()
+    app.state.metrics = metrics = AppMetrics(store, tracker=lambda: app.state.tracker)
     app.state.hub = ChangeHub(
         store, poll_interval=settings.poll_interval, safety_interval=settings.safety_interval
     )
@@ -155,9 +168,11 @@ def create_app(
     app.include_router(stream.router, dependencies=read_auth, responses=read_errors)
     app.include_router(failover.router, dependencies=read_auth, responses=read_errors)
     app.include_router(routes_jobs.router, dependencies=read_auth, responses=read_errors)
+    app.include_router(routes_traces.router, dependencies=read_auth, responses=read_errors)
     app.include_router(routes_ops.router, responses=read_errors)
     if settings.write_api:
         app.include_router(routes_write.router)
+        app.include_router(routes_otlp.router)
     app.include_router(routes_login.router)
     install_docs(app)
     install_examples(app)
@@ -174,7 +189,7 @@ def _refusals() -> tuple[tuple[str, Refusal], ...]:
     """How the input guard answers, by path prefix: the origin's contract, JSON, pages."""
     from joblog.web.pages import refusal as page_refusal
 
-    json_paths = ("/api/", "/healthz", "/metrics", "/openapi.json")
+    json_paths = ("/api/", "/v1/", "/healthz", "/metrics", "/openapi.json")
     return (
         (failover.PREFIX, failover.refusal),
         *((prefix, json_refusal) for prefix in json_paths),
@@ -188,14 +203,26 @@ def _include_dashboard(app: FastAPI) -> None:
     app.include_router(build_router())
 
 
-async def _every(interval: float, job: Callable[..., None], *args: Any) -> None:
-    """Run the housekeeping ``job`` in a worker thread every ``interval`` seconds."""
+#: Seconds between two samples of this worker's pool gauges (multiprocess mode only).
+_SAMPLE_INTERVAL = 5.0
+
+
+async def _every(
+    interval: float, metrics: AppMetrics, job: Callable[..., object], *args: Any
+) -> None:
+    """Run the housekeeping ``job`` in a worker thread every ``interval`` seconds, and
+    count each run in ``joblog_housekeeping_runs_total``: ``failed`` when it raised,
+    ``skipped`` when it returned False (another server held the turn), else ``ran``."""
+    task = job.__name__.strip("_")
     while True:
         await anyio.sleep(interval)
         try:
-            await run_in_threadpool(job, *args)
+            result = await run_in_threadpool(job, *args)
         except JobLogError as exc:  # the database may be down; try again next time
-            log.warning("%s failed: %s", job.__name__.strip("_"), exc)
+            log.warning("%s failed: %s", task, exc)
+            metrics.count_housekeeping(task, "failed")
+        else:
+            metrics.count_housekeeping(task, "skipped" if result is False else "ran")
 
 
 def _reap(store: Store) -> None:

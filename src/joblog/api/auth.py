@@ -6,7 +6,8 @@ later is guarded by its method and path alone:
 
 * open: ``/healthz``, ``/openapi.json``, ``/docs``, ``/redoc``, ``/login``, ``/logout``,
   ``/static/*`` (they reveal nothing about jobs);
-* writes: any method but GET/HEAD/OPTIONS under ``/api/`` that a route takes:
+* writes: any method but GET/HEAD/OPTIONS under ``/api/`` (or ``/v1/``, OTLP) that a
+  route takes:
   ``Authorization: Bearer`` with a write token, always (a cookie never authorizes a write,
   so there is no CSRF to defend); one no route takes gets the router's JSON 404/405;
 * reads (``/api/`` GET, ``/metrics``, the dashboard): open unless read tokens are
@@ -63,6 +64,8 @@ ROLE_KEY = "joblog.role"
 _OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/login", "/logout", "/favicon.ico"})
 _OPEN_PREFIXES = ("/static/", "/docs", "/redoc")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The JSON API, and the OTLP receiver (``/v1/logs``, the path OTLP exporters use).
+_API_PREFIXES = ("/api/", "/v1/")
 
 #: Declares the scheme in OpenAPI; the middleware has already checked the header.
 bearer_scheme = HTTPBearer(
@@ -239,7 +242,7 @@ def safe_next(target: str | None) -> str:
 def _kind(method: str, path: str) -> Literal["open", "write", "api", "page"]:
     if path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES):
         return "open"
-    if path.startswith("/api/"):
+    if path.startswith(_API_PREFIXES):
         return "api" if method in _READ_METHODS else "write"
     if path == "/metrics":
         return "api"

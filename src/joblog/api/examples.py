@@ -204,6 +204,12 @@ MEDIA_EXAMPLES: dict[str, str] = {
         'joblog_http_requests_total{method="GET",route="/api/v1/jobs/{any_id}",status="200"}'
         " 1042\n"
     ),
+    "application/openmetrics-text": (
+        "# HELP joblog_streams_open Live streams open in this process.\n"
+        "# TYPE joblog_streams_open gauge\n"
+        "joblog_streams_open 3.0\n"
+        "# EOF\n"
+    ),
 }
 #: Each model's examples, by its schema's name in ``components.schemas``.
 SCHEMA_EXAMPLES: dict[str, list[Any]] = {

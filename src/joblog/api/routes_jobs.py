@@ -23,7 +23,7 @@ from joblog.resolve import EventScope, Resolver
 from joblog.storage.queries import EventFilter, JobFilter
 from joblog.storage.store import Store
 
-__all__ = ["json_response", "router", "status_response"]
+__all__ = ["events_response", "json_response", "router", "status_response"]
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -112,6 +112,9 @@ async def job_logs(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     format: Annotated[Literal["json", "ndjson"], Query()] = "json",
+    trace_id: Annotated[
+        str | None, Query(max_length=64, description="Only this OpenTelemetry trace's events")
+    ] = None,
 ) -> Response:
     """The job's log events in order; ``format=ndjson`` streams every matching event.
 
@@ -124,13 +127,30 @@ async def job_logs(
         since=params.parse_datetime("since", since),
         until=params.parse_datetime("until", until),
         contains=params.parse_text("contains", contains),
+        trace_id=params.parse_trace_id(["query", "trace_id"], trace_id),
     )
     start = params.decode_event_cursor(cursor)
     if after_id is not None:
         start = max(after_id, start or 0)
-    store = _store(request)
     scope = await run_in_threadpool(_scope, _resolver(request), any_id)
-    if format == "ndjson":
+    return await events_response(
+        _store(request), scope, filters, start, before_id, limit, ndjson=format == "ndjson"
+    )
+
+
+async def events_response(
+    store: Store,
+    scope: EventScope | None,
+    filters: EventFilter,
+    start: int | None,
+    before_id: int | None,
+    limit: int,
+    *,
+    ndjson: bool,
+) -> Response:
+    """A page of events (or all of them as NDJSON) of a job's ``scope``; with no scope,
+    of ``filters.trace_id``'s trace, whatever their job."""
+    if ndjson:
         return StreamingResponse(
             _ndjson(store, scope, filters, start, before_id), media_type=NDJSON
         )
@@ -155,18 +175,18 @@ async def job_logs(
 
 def _page(
     store: Store,
-    scope: EventScope,
+    scope: EventScope | None,
     filters: EventFilter,
     after_id: int | None,
     limit: int,
     before_id: int | None = None,
     newest_first: bool = False,
 ) -> list[Any]:
-    if scope.empty:
+    if scope is not None and scope.empty:
         return []
-    return store.reads.list_events(
-        job_id=scope.job_id,
-        external_job_id=scope.external_job_id,
+    return store.reads.list_events(  # no scope: the trace_id filter is the scope
+        job_id=scope.job_id if scope else None,
+        external_job_id=scope.external_job_id if scope else None,
         filters=filters,
         after_id=after_id,
         before_id=before_id,
@@ -177,7 +197,7 @@ def _page(
 
 async def _ndjson(
     store: Store,
-    scope: EventScope,
+    scope: EventScope | None,
     filters: EventFilter,
     after_id: int | None,
     before_id: int | None = None,

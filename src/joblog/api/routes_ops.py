@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 
 from joblog.api import examples
-from joblog.api.metrics import RequestMetrics, render_writer_stats
+from joblog.api.metrics import AppMetrics
 from joblog.api.routes_jobs import json_response
 from joblog.api.schemas import HealthBody
 from joblog.api.settings import ApiSettings
@@ -19,8 +19,6 @@ __all__ = ["router"]
 router = APIRouter(tags=["operations"])
 
 JSON = "application/json"
-PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
-
 
 @router.get(
     "/healthz",
@@ -56,14 +54,18 @@ async def healthz(request: Request) -> Response:
     responses={
         200: {
             "description": "Prometheus text exposition format",
-            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "application/openmetrics-text": {"schema": {"type": "string"}},
+            },
         }
     },
 )
-def metrics(request: Request) -> PlainTextResponse:
-    """Request counts and latencies per route, and the attached writer's counters."""
-    request_metrics: RequestMetrics = request.app.state.metrics
-    text = request_metrics.render() + render_writer_stats(
-        getattr(request.app.state, "tracker", None)
-    )
-    return PlainTextResponse(text, media_type=PROMETHEUS)
+def metrics(request: Request) -> Response:
+    """Requests and latencies per route, ingest counters, jobs by type and status (from
+    the database, cached a few seconds), open streams, pool use, housekeeping runs, the
+    process's own metrics, and an attached tracker's writer counters. OpenMetrics when
+    the ``Accept`` header asks for it."""
+    app_metrics: AppMetrics = request.app.state.metrics
+    body, content_type = app_metrics.render(request.headers.get("accept"))
+    return Response(body, media_type=content_type)

@@ -22,11 +22,12 @@ from fastapi.responses import Response
 
 from joblog.api.auth import require_write
 from joblog.api.errors import InvalidRequest
+from joblog.api.metrics import AppMetrics
 from joblog.api.routes_jobs import json_response
 from joblog.api.schemas import ErrorBody, IngestResult, JobModel, StepModel
 from joblog.api.serialize import dumps, job_to_dict, step_to_dict
 from joblog.api.write_schemas import EventBatch, JobCreate, JobUpdate, StepCreate, StepFinish
-from joblog.exceptions import InvalidTransition, JobNotFound
+from joblog.exceptions import InvalidTransition, JobNotFound, StorageError
 from joblog.model import JobStatus, PlannedStep, StepStatus
 from joblog.resolve import Resolver
 from joblog.storage.producer import IncomingEvent, ProducerWrites
@@ -208,8 +209,14 @@ def ingest_events(body: EventBatch, request: Request) -> Response:
         )
         for event in body.events
     ]
+    metrics: AppMetrics = request.app.state.metrics
     try:
         stored = _producer(request).ingest_events(body.batch_key, events)
     except (JobNotFound, InvalidTransition) as exc:
+        metrics.count_batch("http", "refused", len(events))
         raise InvalidRequest(["body", "events"], str(exc)) from None
+    except StorageError:
+        metrics.count_batch("http", "failed", len(events))
+        raise
+    metrics.count_batch("http", "stored" if stored else "duplicate", len(events))
     return json_response({"stored": len(events) if stored else 0, "duplicate": not stored})

@@ -38,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from joblog._config import MAX_BIGINT
 from joblog.api.errors import InvalidRequest
 from joblog.api.hub import ChangeHub, Subscription
+from joblog.api.metrics import AppMetrics
 from joblog.api.schemas import ErrorBody
 from joblog.api.serialize import (
     dumps,
@@ -314,14 +315,17 @@ _DISCONNECT_CHECK_S = 1.0
 @contextlib.contextmanager
 def _subscription(request: Request, source: _Source) -> Iterator[Subscription | None]:
     """The stream's hub subscription; None (poll every ``poll_interval``) without a
-    running hub, and for legacy rows, which the older system changes without notice."""
+    running hub, and for legacy rows, which the older system changes without notice.
+    Counted in ``joblog_streams_open`` while it lasts."""
     hub: ChangeHub | None = getattr(request.app.state, "hub", None)
+    metrics: AppMetrics | None = getattr(request.app.state, "metrics", None)
     key = source.key
-    if hub is None or not hub.running or key is None:
-        yield None
-        return
-    with hub.subscribe(key) as subscription:
-        yield subscription
+    with metrics.streams.track_inprogress() if metrics else contextlib.nullcontext():
+        if hub is None or not hub.running or key is None:
+            yield None
+            return
+        with hub.subscribe(key) as subscription:
+            yield subscription
 
 
 @router.get(

@@ -39,6 +39,7 @@ __all__ = [
     "PlannedStepIn",
     "StepCreate",
     "StepFinish",
+    "column_text",
     "json_object_text",
 ]
 
@@ -49,7 +50,8 @@ MAX_PLANNED_STEPS = 500
 MAX_BIGINT = 2**63 - 1
 
 
-def _column_text(value: str) -> str:
+def column_text(value: str) -> str:
+    """``value`` if a text column of every backend can hold it, else ValueError."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     try:
@@ -65,10 +67,10 @@ def _free_text(value: str) -> str:
     return clean_message(value)
 
 
-JobType = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_column_text)]
-Operation = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_column_text)]
+JobType = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(column_text)]
+Operation = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(column_text)]
 #: IDs, names and owners: the schema's VARCHAR(255).
-Identifier = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_column_text)]
+Identifier = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(column_text)]
 #: Messages are cut to joblog's limit (with a marker), never refused for their length.
 FreeText = Annotated[str, AfterValidator(_free_text)]
 Weight = Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)]

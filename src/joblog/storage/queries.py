@@ -26,6 +26,7 @@ __all__ = [
     "FAILOVER_JOB",
     "HIT_SEPARATOR",
     "JOB",
+    "JOB_COUNTS",
     "JOB_SORTS",
     "PING",
     "RECENT_DURATIONS",
@@ -145,6 +146,10 @@ RECENT_DURATIONS = (
     .limit(sa.bindparam("limit", type_=sa.Integer))
 )
 PING = sa.select(sa.literal(1))
+#: How many jobs of each type are in each status (the ``joblog_jobs`` gauges).
+JOB_COUNTS = sa.select(jobs.c.job_type, jobs.c.status, sa.func.count().label("jobs")).group_by(
+    jobs.c.job_type, jobs.c.status
+)
 
 
 # -- listings --------------------------------------------------------------------------------
@@ -172,13 +177,15 @@ JOB_SORTS = ("newest", "oldest")
 
 @dataclass(frozen=True, slots=True)
 class EventFilter:
-    """Filters for a job's log events; every field is optional."""
+    """Filters for log events; every field is optional. ``trace_id`` (32 lowercase hex
+    digits) keeps the events of one OpenTelemetry trace."""
 
     min_level: Level | None = None
     step_id: int | None = None
     since: datetime | None = None
     until: datetime | None = None
     contains: str | None = None
+    trace_id: str | None = None
 
 
 _LEVELS_AT_LEAST = {
@@ -245,17 +252,18 @@ def event_list(
     before_id: int | None = None,
     newest_first: bool = False,
 ) -> sa.Select[Any]:
-    """A job's events (by job, else by external ID) in insertion order, between
-    ``after_id`` and ``before_id`` (both exclusive); ``newest_first`` takes the ``limit``
-    newest of them (a page of older events, read backwards)."""
+    """A job's events (by job, else by external ID; with neither, a trace's events:
+    ``filters.trace_id``) in insertion order, between ``after_id`` and ``before_id``
+    (both exclusive); ``newest_first`` takes the ``limit`` newest of them (a page of
+    older events, read backwards)."""
     order = events.c.id.desc() if newest_first else events.c.id
     query = sa.select(events).order_by(order).limit(limit)
     if job_id is not None:
         query = query.where(events.c.job_id == job_id)
     elif external_job_id is not None:
         query = query.where(events.c.external_job_id == external_job_id)
-    else:
-        raise ValueError("event_list needs job_id or external_job_id")
+    elif filters.trace_id is None:
+        raise ValueError("event_list needs job_id, external_job_id or a trace_id filter")
     if after_id is not None:
         query = query.where(events.c.id > after_id)
     if before_id is not None:
@@ -264,6 +272,8 @@ def event_list(
         query = query.where(events.c.level.in_(_LEVELS_AT_LEAST[filters.min_level]))
     if filters.step_id is not None:
         query = query.where(events.c.step_id == filters.step_id)
+    if filters.trace_id is not None:
+        query = query.where(events.c.trace_id == filters.trace_id)
     if filters.since is not None:
         query = query.where(events.c.ts >= to_naive_utc(filters.since))
     if filters.until is not None:

@@ -177,8 +177,9 @@ class Reader:
         newest_first: bool = False,
         limit: int = 200,
     ) -> list[LogEvent]:
-        """A job's events in insertion order, between ``after_id`` and ``before_id``;
-        ``newest_first``: the ``limit`` newest of them (still returned oldest first)."""
+        """A job's events (or, with neither ID, a trace's: ``filters.trace_id``) in
+        insertion order, between ``after_id`` and ``before_id``; ``newest_first``: the
+        ``limit`` newest of them (still returned oldest first)."""
         statement = queries.event_list(
             job_id=job_id,
             external_job_id=external_job_id,
@@ -190,6 +191,13 @@ class Reader:
         )
         found = [event_from_row(row) for row in self.rows(statement)]
         return found[::-1] if newest_first else found
+
+    def job_counts(self) -> list[tuple[str, str, int]]:
+        """(job_type, status, number of jobs) for every pair present."""
+        return [
+            (str(row["job_type"]), str(row["status"]), int(row["jobs"]))
+            for row in self.rows(queries.JOB_COUNTS)
+        ]
 
     def ping(self) -> None:
         self.rows(queries.PING)

@@ -77,6 +77,21 @@ class Store:
         """True for a SQLite file: a read is a local call of microseconds, no network."""
         return self.backend.name == "sqlite" and not self._private_memory
 
+    def pool_status(self) -> dict[str, tuple[int, int]]:
+        """Connections checked out and the pool's size, per engine (``write``, and
+        ``read`` when it has its own); engines without a counting pool are left out."""
+        engines = {"write": self.engine}
+        if self.reads.engine is not self.engine:
+            engines["read"] = self.reads.engine
+        status: dict[str, tuple[int, int]] = {}
+        for name, engine in engines.items():
+            pool = engine.pool
+            checked_out = getattr(pool, "checkedout", None)
+            size = getattr(pool, "size", None)
+            if callable(checked_out) and callable(size):
+                status[name] = (int(checked_out()), int(size()))
+        return status
+
     def close(self) -> None:
         if self.reads.engine is not self.engine:
             self.reads.engine.dispose()
