@@ -20,6 +20,7 @@ router = APIRouter(tags=["operations"])
 
 JSON = "application/json"
 
+
 @router.get(
     "/healthz",
     response_class=Response,
