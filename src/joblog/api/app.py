@@ -1,9 +1,10 @@
 """The ASGI application: the JSON API, the live stream, health, metrics and the dashboard.
 
 ``create_app`` builds one :class:`Store` and one :class:`Resolver` for the process and puts
-them on ``app.state`` (``store``, ``resolver``, ``settings``, ``metrics``); the dashboard's
-pages read them from there. Whoever runs a tracker in the same process (``joblog demo``)
-may attach it as ``app.state.tracker`` to have its writer counters in ``/metrics``.
+them on ``app.state`` (``store``, ``resolver``, ``settings``, ``metrics``, ``guard``,
+``sessions``); the dashboard's pages read them from there. Whoever runs a tracker in the
+same process (``joblog demo``) may attach it as ``app.state.tracker`` to have its writer
+counters in ``/metrics``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from joblog.api.errors import InputGuard, Refusal, install_error_handlers, json_
 from joblog.api.hub import ChangeHub
 from joblog.api.metrics import MetricsMiddleware, RequestMetrics
 from joblog.api.schemas import ErrorBody
+from joblog.api.sessions import SessionBook
 from joblog.api.settings import ApiSettings
 from joblog.exceptions import JobLogError
 from joblog.resolve import Resolver
@@ -121,6 +123,7 @@ def create_app(
         insecure_no_auth=settings.insecure_no_auth,
         session_max_age=settings.session_max_age,
     )
+    app.state.sessions = sessions = SessionBook(guard, store, settings.session_max_age)
     app.state.producer = ProducerWrites(
         store, external_id_policy=settings.external_id_policy, attach=resolver.attach
     )
@@ -134,7 +137,7 @@ def create_app(
     # Inside access control (a client is authenticated first), outside every route.
     app.add_middleware(InputGuard, refusals=_refusals())
     # Inside the metrics middleware, so that refused requests are counted too.
-    install_access_control(app, guard, settings.max_body_bytes)
+    install_access_control(app, guard, settings.max_body_bytes, sessions)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # Declares the bearer scheme on the read routes in OpenAPI (the middleware enforces it).
     read_auth = [Security(bearer_scheme)] if guard.reads_guarded else []

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from joblog._config import MAX_BIGINT
+from joblog._otel import is_hex_id
 from joblog.api.errors import InvalidRequest
 from joblog.model import JobStatus, Level
 
@@ -27,6 +28,7 @@ __all__ = [
     "parse_level",
     "parse_statuses",
     "parse_text",
+    "parse_trace_id",
 ]
 
 #: The longest free-text filter accepted (IDs, types and search text).
@@ -41,6 +43,16 @@ def parse_text(name: str, value: str | None) -> str | None:
     if len(value) > MAX_TEXT:
         raise InvalidRequest(["query", name], f"at most {MAX_TEXT} characters")
     return value
+
+
+def parse_trace_id(value: str | None) -> str | None:
+    """An OpenTelemetry trace ID (32 hex digits, not all zero), lowercased as stored."""
+    if value is None or value == "":
+        return None
+    lowered = value.lower()
+    if not is_hex_id(lowered, 32):
+        raise InvalidRequest(["query", "trace_id"], "must be 32 hex digits, not all zero")
+    return lowered
 
 
 def parse_datetime(name: str, value: str | None) -> datetime | None:

@@ -191,5 +191,10 @@ class Reader:
         found = [event_from_row(row) for row in self.rows(statement)]
         return found[::-1] if newest_first else found
 
+    def session_token(self, session_hash: str, now: datetime) -> str | None:
+        """The token fingerprint of an unexpired dashboard session, or None."""
+        found = self.rows(queries.SESSION, {"session_hash": session_hash, "now": now})
+        return str(found[0]["token_fingerprint"]) if found else None
+
     def ping(self) -> None:
         self.rows(queries.PING)
