@@ -36,6 +36,7 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Security
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match, Router
@@ -350,10 +351,13 @@ class AccessControl:
         return await run_in_threadpool(self.sessions.of_request, scope)
 
     def _session_may_write(self, scope: Scope) -> bool:
+        """Whether the route this write reaches is one of :data:`SESSION_WRITES`."""
         if self.router is None:
             return False
-        route = self._route(scope)
-        return (scope["method"], getattr(route, "path", None)) in SESSION_WRITES
+        for route in iter_route_contexts(self.router.routes):
+            if route.matches(scope)[0] is Match.FULL:
+                return (scope["method"], route.path) in SESSION_WRITES
+        return False
 
     async def _allow_write(self, scope: Scope, send: Send) -> bool:
         if self.guard.writes_open:
