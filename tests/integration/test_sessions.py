@@ -3,12 +3,10 @@ process, and write sessions that may cancel a job with their CSRF token, and do 
 
 from __future__ import annotations
 
-import shutil
 import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,21 +85,15 @@ def signed_in(api: ApiClient, cookie: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One seeded SQLite file; each test gets a copy (seeding takes a while, copying not)."""
-    path = tmp_path_factory.mktemp("sessions") / "seeded.db"
-    seed(f"sqlite:///{path}")
-    return path
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One seeded SQLite database for the refusals and the pages: no test here changes
+    ``gui-1`` (they are refused), and each signs in with sessions of its own."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('sessions') / 'joblog.db'}"
+    seed(url)
+    return url
 
 
-@pytest.fixture
-def sqlite_url(seeded_sqlite: Path, tmp_path: Path) -> str:
-    copy = tmp_path / "joblog.db"
-    shutil.copyfile(seeded_sqlite, copy)
-    return f"sqlite:///{copy}"
-
-
-@pytest.fixture
+@pytest.fixture(scope="module")
 def api(sqlite_url: str) -> Iterator[ApiClient]:
     with server(sqlite_url) as client:
         yield client
@@ -118,12 +110,19 @@ def shared_url(
         yield url
 
 
-def new_job(url: str) -> str:
+@pytest.fixture(scope="module")
+def servers(shared_url: str) -> Iterator[tuple[ApiClient, ApiClient]]:
+    """Two server processes' apps on the backend's shared database."""
+    with server(shared_url) as first, server(shared_url) as second:
+        yield first, second
+        first.clear_cookies()
+
+
+def new_job(api: ApiClient) -> str:
     """A running job of this test's own; its external ID."""
     external = f"job-{uuid.uuid4().hex[:12]}"
     body = {"job_type": "failover", "operation": "live", "external_job_id": external}
-    with server(url) as api:
-        assert api.request("POST", "/api/v1/jobs", json=body, headers=bearer(WRITE)).is_success
+    assert api.request("POST", "/api/v1/jobs", json=body, headers=bearer(WRITE)).is_success
     return external
 
 
@@ -246,92 +245,99 @@ class TestAcrossServers:
     """Several server processes (``serve --workers``, or servers behind a balancer) on
     one database: each has its own memory, so only the database can agree."""
 
-    def test_sign_out_on_one_server_ends_the_session_on_the_other(self, shared_url: str) -> None:
-        with server(shared_url) as first, server(shared_url) as second:
-            cookie = login(first, READ)
-            assert signed_in(second, cookie)
-            assert logout(second, cookie, page_csrf(second, cookie)).status_code == 303
-            assert not signed_in(first, cookie)
-            assert first.get(f"/api/v1/jobs/{JOB}", headers={"cookie": cookie}).status_code == 401
+    def test_sign_out_on_one_server_ends_the_session_on_the_other(
+        self, servers: tuple[ApiClient, ApiClient]
+    ) -> None:
+        first, second = servers
+        cookie = login(first, READ)
+        assert signed_in(second, cookie)
+        assert logout(second, cookie, page_csrf(second, cookie)).status_code == 303
+        assert not signed_in(first, cookie)
+        assert first.get(f"/api/v1/jobs/{JOB}", headers={"cookie": cookie}).status_code == 401
 
     def test_a_token_taken_out_of_the_configuration_ends_its_sessions(
-        self, shared_url: str
+        self, shared_url: str, servers: tuple[ApiClient, ApiClient]
     ) -> None:
-        with server(shared_url) as before:
-            cookie = login(before, READ)
+        cookie = login(servers[0], READ)
         with server(shared_url, read_tokens=(OTHER_READ,)) as after:
             assert not signed_in(after, cookie)
 
     def test_an_expired_session_is_refused_and_swept_at_the_next_sign_in(
-        self, shared_url: str
+        self, shared_url: str, servers: tuple[ApiClient, ApiClient]
     ) -> None:
+        api = servers[0]
         sessions = schema.dashboard_sessions
-        with server(shared_url) as api:
-            cookie = login(api, READ)
-            store = Store(shared_url)
-            try:
-                with store.engine.begin() as conn:
-                    rows = conn.execute(sa.select(sessions.c.session_hash)).scalars()
-                    known = set(rows)
-                    mine = sessions.c.session_hash.in_(known)
-                    past = utcnow() - timedelta(seconds=1)
-                    conn.execute(sessions.update().where(mine).values(expires_at=past))
-                assert not signed_in(api, cookie)
-                login(api, READ)
-                with store.engine.connect() as conn:
-                    left = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
-                assert left == 0
-            finally:
-                store.close()
+        cookie = login(api, READ)
+        store = Store(shared_url)
+        try:
+            with store.engine.begin() as conn:
+                mine = sessions.c.session_hash.in_(
+                    set(conn.execute(sa.select(sessions.c.session_hash)).scalars())
+                )
+                past = utcnow() - timedelta(seconds=1)
+                conn.execute(sessions.update().where(mine).values(expires_at=past))
+            assert not signed_in(api, cookie)
+            login(api, READ)
+            with store.engine.connect() as conn:
+                left = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+            assert left == 0
+        finally:
+            store.close()
 
-    def test_a_copied_session_table_opens_no_session(self, shared_url: str) -> None:
-        with server(shared_url) as api:
-            cookie = login(api, READ)
-            store = Store(shared_url)
-            try:
-                with store.engine.connect() as conn:
-                    stored = conn.execute(sa.select(schema.dashboard_sessions)).mappings().all()
-            finally:
-                store.close()
-            secret = cookie.split("=", 1)[1]
-            assert stored and all(secret not in str(dict(row)) for row in stored)
-            assert all(READ not in str(dict(row)) for row in stored)
-            for row in stored:
-                assert not signed_in(api, f"{SESSION_COOKIE}={row['session_hash'][:43]}")
+    def test_a_copied_session_table_opens_no_session(
+        self, shared_url: str, servers: tuple[ApiClient, ApiClient]
+    ) -> None:
+        api = servers[0]
+        cookie = login(api, READ)
+        store = Store(shared_url)
+        try:
+            with store.engine.connect() as conn:
+                stored = conn.execute(sa.select(schema.dashboard_sessions)).mappings().all()
+        finally:
+            store.close()
+        secret = cookie.split("=", 1)[1]
+        assert stored and all(secret not in str(dict(row)) for row in stored)
+        assert all(READ not in str(dict(row)) for row in stored)
+        for row in stored:
+            assert not signed_in(api, f"{SESSION_COOKIE}={row['session_hash'][:43]}")
 
 
 class TestWriteSessionCancel:
-    def test_with_its_csrf_token_it_cancels(self, shared_url: str) -> None:
-        job = new_job(shared_url)
-        with server(shared_url) as api:
-            cookie = login(api, WRITE)
-            response = cancel(api, cookie, page_csrf(api, cookie), f"/api/v1/jobs/{job}/cancel")
-            assert response.status_code == 202, response.text
-            assert response.json()["cancel_requested"] is True
+    def test_with_its_csrf_token_it_cancels(
+        self, shared_url: str, servers: tuple[ApiClient, ApiClient]
+    ) -> None:
+        api = servers[0]
+        job = new_job(api)
+        cookie = login(api, WRITE)
+        response = cancel(api, cookie, page_csrf(api, cookie), f"/api/v1/jobs/{job}/cancel")
+        assert response.status_code == 202, response.text
+        assert response.json()["cancel_requested"] is True
         assert cancel_requested(shared_url, job)
 
-    def test_two_tabs_at_the_same_instant_both_land_once(self, shared_url: str) -> None:
+    def test_two_tabs_at_the_same_instant_both_land_once(
+        self, servers: tuple[ApiClient, ApiClient]
+    ) -> None:
         """Two tabs, maybe served by two processes: both asks succeed, the job is asked
         to stop, and it is still running (cancelling is the producer's move)."""
-        job = new_job(shared_url)
-        with server(shared_url) as first, server(shared_url) as second:
-            cookie = login(first, WRITE)
-            csrf = page_csrf(first, cookie)
-            barrier = threading.Barrier(2)
-            statuses: list[int] = []
+        first, second = servers
+        job = new_job(first)
+        cookie = login(first, WRITE)
+        csrf = page_csrf(first, cookie)
+        barrier = threading.Barrier(2)
+        statuses: list[int] = []
 
-            def tab(api: ApiClient) -> None:
-                barrier.wait(10)
-                response = cancel(api, cookie, csrf, f"/api/v1/jobs/{job}/cancel")
-                statuses.append(response.status_code)
+        def tab(api: ApiClient) -> None:
+            barrier.wait(10)
+            response = cancel(api, cookie, csrf, f"/api/v1/jobs/{job}/cancel")
+            statuses.append(response.status_code)
 
-            threads = [threading.Thread(target=tab, args=(api,)) for api in (first, second)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(30)
-            assert statuses == [202, 202]
-            found = first.get(f"/api/v1/jobs/{job}", headers={"cookie": cookie}).json()["job"]
+        threads = [threading.Thread(target=tab, args=(api,)) for api in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert statuses == [202, 202]
+        found = first.get(f"/api/v1/jobs/{job}", headers={"cookie": cookie}).json()["job"]
         assert found["cancel_requested"] is True and found["status"] == "running"
 
     def test_without_csrf_it_is_403_and_nothing_changes(
