@@ -184,6 +184,16 @@ class TestLoginCsrf:
             )
             assert response.status_code == 403
 
+    @pytest.mark.parametrize(
+        "planted", ['"><script>alert(1)</script>'.ljust(43, "x"), "é" * 43, "a b" * 15]
+    )
+    def test_a_planted_cookie_is_never_echoed(self, api: ApiClient, planted: str) -> None:
+        cookie = f"{LOGIN_COOKIE}={planted}".encode()
+        page = api.get("/login", headers={"cookie": cookie})
+        api.clear_cookies()
+        assert page.status_code == 200
+        assert "<script>alert" not in page.text and planted not in page.text
+
     def test_too_many_fields_is_a_400_not_a_500(self, api: ApiClient) -> None:
         nonce = login_form(api)
         fields = {f"f{n}": "x" for n in range(20)} | {"token": READ, "csrf_token": nonce}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hmac
 import html
+import re
 import secrets
 from urllib.parse import parse_qs
 
@@ -44,7 +45,7 @@ MAX_FORM_FIELDS = 8
 #: The sign-in form's double-submit cookie, sent back to ``/login`` only.
 LOGIN_COOKIE = "joblog_login"
 LOGIN_COOKIE_MAX_AGE = 3600
-_NONCE_LENGTH = 43  # secrets.token_urlsafe(32)
+_NONCE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
 _PAGE = """<!doctype html>
 <html lang="en">
@@ -94,7 +95,7 @@ def _intro(guard: TokenGuard) -> str:
 def _login_nonce(request: Request) -> str:
     """The sign-in form's CSRF value: the browser's current one, else a new one."""
     current = cookie_value(request.scope, LOGIN_COOKIE)
-    if current is not None and len(current) == _NONCE_LENGTH and current.isascii():
+    if current is not None and _NONCE.fullmatch(current):
         return current
     return secrets.token_urlsafe(32)
 
@@ -113,7 +114,7 @@ def _login_page(
         notice += f'<p data-testid="login-note">{html.escape(note)}</p>'
     body = (
         _PAGE.replace("{intro}", html.escape(_intro(guard)))
-        .replace("{csrf}", nonce)
+        .replace("{csrf}", html.escape(nonce, quote=True))
         .replace("{error}", notice)
         .replace("{next}", html.escape(next_path, quote=True))  # last: it is the client's
     )
