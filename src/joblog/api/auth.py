@@ -169,13 +169,16 @@ class TokenGuard:
 
     def role_of(self, token: str) -> Role | None:
         """``write``, ``read`` or None; every configured token is compared, always."""
-        presented = _digest(token)
+        return self._role(_digest(token), 0)
+
+    def _role(self, presented: bytes, field: int) -> Role | None:
+        """Compare ``presented`` with ``field`` (0: digest, 1: fingerprint) of every token."""
         is_write = False
-        for digest, _ in self._write:
-            is_write |= hmac.compare_digest(presented, digest)
+        for known in self._write:
+            is_write |= hmac.compare_digest(presented, known[field])
         is_read = False
-        for digest, _ in self._read:
-            is_read |= hmac.compare_digest(presented, digest)
+        for known in self._read:
+            is_read |= hmac.compare_digest(presented, known[field])
         if is_write:
             return "write"
         return "read" if is_read else None
@@ -199,16 +202,7 @@ class TokenGuard:
 
     def role_of_fingerprint(self, fingerprint: str) -> Role | None:
         """The role of the configured token with this fingerprint, or None (constant time)."""
-        presented = fingerprint.encode("utf-8", "replace")
-        is_write = False
-        for _, known in self._write:
-            is_write |= hmac.compare_digest(presented, known)
-        is_read = False
-        for _, known in self._read:
-            is_read |= hmac.compare_digest(presented, known)
-        if is_write:
-            return "write"
-        return "read" if is_read else None
+        return self._role(fingerprint.encode("utf-8", "replace"), 1)
 
 
 # -- the middleware --------------------------------------------------------------------------

@@ -295,6 +295,7 @@ def job_page(
         viewer=seen,
         events=events,
         more_older=more_older,
+        log_page=LOG_PAGE,
         log_contains=log_filter.contains or "",
         log_trace=log_filter.trace_id or "",
         log_level=log_filter.min_level.value if log_filter.min_level else "DEBUG",
