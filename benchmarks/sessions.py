@@ -1,7 +1,11 @@
 """What a dashboard session costs a guarded read: a cookie against a bearer token.
 
-    python benchmarks/sessions.py --url sqlite:////tmp/joblog-sessions.db
-    python benchmarks/sessions.py --url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python benchmarks/sessions.py                      # SQLite, in a temporary file
+    python benchmarks/sessions.py --server postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python benchmarks/sessions.py --server mysql+pymysql://root@127.0.0.1:3306/test
+
+``--server`` names a server and a database to connect to; the script creates a scratch
+database of its own there and drops it at the end.
 
 Sessions live in the database (so that signing out holds in every server process), so a
 request carrying the session cookie reads one row more than the same request carrying a
@@ -17,14 +21,17 @@ a quiet machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import statistics
+import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import anyio
 import httpx
+import sqlalchemy as sa
 
 from joblog.api.app import create_app
 from joblog.api.routes_login import LOGIN_COOKIE
@@ -112,13 +119,33 @@ def _lookups(url: str, count: int) -> tuple[list[float], list[float]]:
         store.close()
 
 
+@contextlib.contextmanager
+def scratch_database(server: str | None) -> Iterator[str]:
+    """A new, empty database: a temporary SQLite file, or one made on ``server``."""
+    if server is None:
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite:///{directory}/joblog.db"
+        return
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    name = f"joblog_bench_sessions_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield sa.make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE {name}"))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--url", required=True, help="a joblog database URL (created if empty)")
+    parser.add_argument("--server", help="a PostgreSQL or MariaDB URL (default: SQLite)")
     parser.add_argument("--requests", type=int, default=2000, help="timed requests each way")
     args = parser.parse_args()
-    bearer, cookie = anyio.run(_requests, args.url, args.requests)
-    ping, find = _lookups(args.url, args.requests)
+    with scratch_database(args.server) as url:
+        bearer, cookie = anyio.run(_requests, url, args.requests)
+        ping, find = _lookups(url, args.requests)
     print(_line("GET status, bearer token (control)", bearer))
     print(_line("GET status, session cookie", cookie))
     ratio = statistics.median(cookie) / statistics.median(bearer)
