@@ -83,7 +83,9 @@ class Live:
         raise AssertionError(f"job {external_job_id} never appeared")
 
 
-@pytest.fixture(scope="module")  # torn down before other modules: Playwright holds the event loop
+# One for the browser package's modules, torn down before any other package's tests run
+# (Playwright's sync API holds an event loop while it lives).
+@pytest.fixture(scope="package")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     from joblog.api.app import create_app
 
@@ -103,7 +105,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         tracker.close()
 
 
-@pytest.fixture(scope="module")  # torn down before other modules: Playwright holds the event loop
+# One for the browser package's modules, torn down before any other package's tests run
+# (Playwright's sync API holds an event loop while it lives).
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     path = _chromium_or_skip()
     from playwright.sync_api import sync_playwright

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,8 @@ from tests.conftest import BACKENDS
 from tests.support.api import ApiClient, api_client, backend_database
 
 EXTERNAL = "unified-live-failover-pgtest2-1758553933"
+TRACE_A = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACE_B = "0af7651916cd43dd8448eb211c80319c"
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -50,6 +53,16 @@ def job(url: str) -> dict[str, Any]:
         (None, None, "go-producer-7", "INFO", f"line {n}", None, now, None, None) for n in range(3)
     ]
     tracker.store.apply_batch([InsertEvents(rows)])
+    traced = [
+        (None, None, "traced-1", "INFO", message, None, now, trace, span)
+        for message, trace, span in [
+            ("a: outside any span", None, None),
+            ("b: request starts", TRACE_A, "00f067aa0ba902b7"),
+            ("c: other request", TRACE_B, "00f067aa0ba902b8"),
+            ("d: request ends", TRACE_A, "00f067aa0ba902b9"),
+        ]
+    ]
+    tracker.store.apply_batch([InsertEvents(traced)])
     with tracker.store.engine.begin() as conn:
         conn.execute(
             schema.failover_jobs.insert().values(
@@ -139,6 +152,33 @@ class TestFilters:
         assert response.json() == {"error": "job_not_found", "id": "nobody"}
 
 
+class TestTraceFilter:
+    def test_only_that_traces_events(self, api: ApiClient) -> None:
+        query = f"?trace_id={TRACE_A}"
+        assert messages(api, query, "traced-1") == ["b: request starts", "d: request ends"]
+        assert messages(api, f"?trace_id={TRACE_B}", "traced-1") == ["c: other request"]
+
+    def test_upper_case_hex_is_the_same_trace(self, api: ApiClient) -> None:
+        query = f"?trace_id={TRACE_A.upper()}"
+        assert messages(api, query, "traced-1") == ["b: request starts", "d: request ends"]
+
+    def test_with_other_filters_and_before_id(self, api: ApiClient) -> None:
+        query = f"?trace_id={TRACE_A}&contains=ENDS"
+        assert messages(api, query, "traced-1") == ["d: request ends"]
+        body = api.get(
+            f"/api/v1/jobs/traced-1/logs?trace_id={TRACE_A}&before_id={2**63 - 1}&limit=1"
+        )
+        assert [e["message"] for e in body.json()["events"]] == ["d: request ends"]
+        assert body.json()["next_before_id"] is not None
+
+    def test_unknown_trace_matches_nothing(self, api: ApiClient) -> None:
+        assert messages(api, "?trace_id=" + "1" * 32, "traced-1") == []
+
+    def test_download_follows_the_trace(self, api: ApiClient) -> None:
+        response = api.get(f"/api/v1/jobs/traced-1/logs?format=ndjson&trace_id={TRACE_B}")
+        assert [json.loads(line)["trace_id"] for line in response.text.splitlines()] == [TRACE_B]
+
+
 class TestPagination:
     def test_cursor_pages_cover_everything_once(self, api: ApiClient, job: dict[str, Any]) -> None:
         seen: list[str] = []
@@ -203,6 +243,28 @@ class TestNdjson:
         )
         assert [json.loads(line)["message"] for line in response.text.splitlines()] == ALL[:2]
 
+    def test_is_saved_as_a_file_named_after_the_id(self, api: ApiClient) -> None:
+        response = api.get(f"/api/v1/jobs/{EXTERNAL}/logs?format=ndjson")
+        assert response.headers["content-disposition"] == (
+            f'attachment; filename="joblog-{EXTERNAL}.ndjson"; '
+            f"filename*=UTF-8''joblog-{EXTERNAL}.ndjson"
+        )
+
+    @pytest.mark.parametrize(
+        ("any_id", "plain"),
+        [
+            ('a"b;c\\d', "joblog-a_b_c_d.ndjson"),
+            ("vm/ü 1", "joblog-vm___1.ndjson"),
+            ("x" * 255, "joblog-" + "x" * 100 + ".ndjson"),
+        ],
+    )
+    def test_odd_ids_give_a_safe_file_name(self, any_id: str, plain: str) -> None:
+        header = routes_jobs.attachment(any_id, ".ndjson")
+        assert header.startswith(f"attachment; filename=\"{plain}\"; filename*=UTF-8''")
+        assert header.isascii() and "\n" not in header
+        exact = header.split("UTF-8''", 1)[1]
+        assert urllib.parse.unquote(exact) == f"joblog-{any_id}.ndjson"
+
     def test_applies_filters(self, api: ApiClient, job: dict[str, Any]) -> None:
         response = api.get(f"/api/v1/jobs/{EXTERNAL}/logs?format=ndjson&min_level=ERROR")
         assert [json.loads(line)["message"] for line in response.text.splitlines()] == [
@@ -230,6 +292,12 @@ class TestBadParameters:
             ("?before_id=-5", 422),
             ("?before_id=9223372036854775808", 422),
             ("?before_id=1e3", 422),
+            ("?trace_id=xyz", 422),
+            ("?trace_id=" + "0" * 32, 422),
+            ("?trace_id=" + "a" * 31, 422),
+            ("?trace_id=" + "a" * 33, 422),
+            ("?trace_id=" + "g" * 32, 422),
+            ("?trace_id=%ef%bc%94" + "a" * 31, 422),
             ("?cursor=@@@", 400),
             ("?cursor=" + encode_event_cursor(10**19), 400),
         ],

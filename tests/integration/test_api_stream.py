@@ -5,14 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 import joblog
 from joblog.api.app import create_app
 from joblog.api.settings import ApiSettings
 from joblog.storage import schema
+from joblog.storage.producer import ProducerWrites
 from joblog.storage.store import Store
 from tests.conftest import BACKENDS
 from tests.support.api import LiveServer, Producer, SseEvent, backend_database, read_sse
@@ -210,6 +213,68 @@ class TestQuietJobs:
             assert next(line for line in lines if line.startswith("retry:")) == "retry: 2000"
             assert next(line for line in lines if line.startswith(":")) == ": keepalive"
         job.complete()
+
+
+class TestCancelRequest:
+    def test_a_cancel_request_is_streamed_as_it_lands(
+        self, url: str, tracker: joblog.Tracker, external_id: str
+    ) -> None:
+        """Another process asks the job to stop: open pages learn it at once. The flag is
+        part of the stream's state and of the shared watcher's marks (on PostgreSQL the
+        watcher waits a minute here: the request's NOTIFY wakes the stream)."""
+        job = tracker.start_job("failover", "live", external_job_id=external_id)
+        tracker.flush(30)
+        safety = 60.0 if url.startswith("postgresql") else 0.2
+        settings = ApiSettings(poll_interval=0.05, safety_interval=safety)
+        store = Store(url)
+        other_process = ProducerWrites(store, attach=lambda _external: None)
+        seen: list[tuple[str, Any]] = []
+        try:
+            with (
+                LiveServer(create_app(url, settings=settings)) as live,
+                httpx.Client(base_url=live.url, timeout=30) as http,
+                http.stream("GET", f"/api/v1/jobs/{external_id}/stream") as response,
+            ):
+                for event in read_sse(response):
+                    if event.event == "snapshot":
+                        seen.append(("snapshot", event.data["job"]["cancel_requested"]))
+                        with job.activate():
+                            tracker.log_event("INFO", "ping")
+                        tracker.flush(30)
+                    elif event.event == "log":
+                        # The stream has read past the snapshot and waits on the hub.
+                        other_process.request_cancel(job.id)
+                    elif event.event == "progress":
+                        seen.append(("progress", event.data["cancel_requested"]))
+                        if job.status.value == "running":
+                            job.complete()  # the producer may well ignore the request
+                            tracker.flush(30)
+                    elif event.event == "end":
+                        break
+        finally:
+            store.close()
+        assert seen[:2] == [("snapshot", False), ("progress", True)]
+
+    def test_a_cancel_request_notifies_at_commit_on_postgresql(
+        self, url: str, tracker: joblog.Tracker, external_id: str
+    ) -> None:
+        job = tracker.start_job("failover", "live", external_job_id=external_id)
+        tracker.flush(30)
+        store = Store(url)
+        statements: list[str] = []
+
+        def capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement)
+
+        sa.event.listen(store.write_engine.engine, "before_cursor_execute", capture)
+        try:
+            ProducerWrites(store, attach=lambda _external: None).request_cancel(job.id)
+        finally:
+            sa.event.remove(store.write_engine.engine, "before_cursor_execute", capture)
+            store.close()
+        job.complete()
+        notified = sum("pg_notify" in statement for statement in statements)
+        assert notified == (1 if url.startswith("postgresql") else 0)
 
 
 class TestStreamErrors:

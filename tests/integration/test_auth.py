@@ -16,6 +16,7 @@ from joblog.cli.serve import serve_command
 from joblog.exceptions import ConfigError
 from joblog.storage.store import Store
 from tests.support.api import ApiClient, api_client
+from tests.support.login import login, login_form, page_csrf, post_login
 
 WRITE = "write-token-0123456789abcdef"
 READ = "read-token-0123456789abcdef"
@@ -213,18 +214,21 @@ class TestDashboardLogin:
         assert 'name="token"' in response.text
         assert 'value="/jobs/gui-1"' in response.text
 
-    def test_wrong_token_sets_no_cookie(self, reader: ApiClient) -> None:
-        response = reader.request("POST", "/login", content=f"token={WRONG}", headers=FORM)
+    def test_wrong_token_sets_no_session_cookie(self, reader: ApiClient) -> None:
+        nonce = login_form(reader)
+        response = post_login(reader, {"token": WRONG, "csrf_token": nonce}, nonce)
         assert response.status_code == 401
-        assert "set-cookie" not in response.headers
+        assert SESSION_COOKIE not in response.cookies
 
     def test_login_sets_a_strict_httponly_cookie_without_the_token(self, reader: ApiClient) -> None:
-        response = reader.request(
-            "POST", "/login", content=f"token={READ}&next=%2Fjobs%2Fgui-1", headers=FORM
-        )
+        nonce = login_form(reader)
+        fields = {"token": READ, "next": "/jobs/gui-1", "csrf_token": nonce}
+        response = post_login(reader, fields, nonce)
         assert response.status_code == 303
         assert response.headers["location"] == "/jobs/gui-1"
-        cookie = response.headers["set-cookie"]
+        cookie = next(
+            c for c in response.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE)
+        )
         attributes = [part.strip().lower() for part in cookie.split(";")]
         assert "httponly" in attributes and "samesite=strict" in attributes
         assert "secure" not in attributes  # plain http here
@@ -239,41 +243,50 @@ class TestDashboardLogin:
         # The page's scripts read the API and the stream with the same cookie.
         assert reader.get("/api/v1/jobs/gui-1", headers={"cookie": cookie}).status_code == 200
 
-    def test_cookie_never_authorizes_a_write(self, reader: ApiClient) -> None:
+    def test_cookie_alone_never_authorizes_a_write(
+        self, reader: ApiClient, sqlite_url: str
+    ) -> None:
         cookie = login(reader, WRITE)
-        response = reader.request("POST", "/api/v1/jobs/gui-1/cancel", headers={"cookie": cookie})
-        assert response.status_code == 401
+        before = snapshot(sqlite_url)
+        for method, path, body in WRITES:
+            response = reader.request(method, path, json=body, headers={"cookie": cookie})
+            assert response.status_code in (401, 403), (method, path)
+        assert snapshot(sqlite_url) == before
 
     def test_tampered_cookie_is_refused(self, reader: ApiClient) -> None:
         cookie = login(reader, READ)
-        expires, fingerprint, signature = cookie.split("=", 1)[1].split(".")
-        forged = f"{SESSION_COOKIE}={int(expires) + 10**6}.{fingerprint}.{signature}"
-        assert reader.get("/", headers={"cookie": forged}).status_code == 303
+        name, secret = cookie.split("=", 1)
+        flipped = secret[:-1] + ("A" if secret[-1] != "A" else "B")
+        for forged in (flipped, secret[:-1], secret + "A", secret + ".1.2", "x" * 200):
+            assert reader.get("/", headers={"cookie": f"{name}={forged}"}).status_code == 303
 
     def test_login_never_redirects_off_site(self, reader: ApiClient) -> None:
         for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
-            response = reader.request(
-                "POST", "/login", data={"token": READ, "next": target}, headers=FORM
-            )
+            nonce = login_form(reader)
+            fields = {"token": READ, "next": target, "csrf_token": nonce}
+            response = post_login(reader, fields, nonce)
             assert response.headers["location"] == "/", target
 
-    def test_logout_clears_the_cookie(self, reader: ApiClient) -> None:
-        response = reader.request("POST", "/logout")
+    def test_logout_ends_the_session_and_clears_the_cookie(self, reader: ApiClient) -> None:
+        cookie = login(reader, READ)
+        csrf = page_csrf(reader, cookie)
+        response = reader.request(
+            "POST",
+            "/logout",
+            content=f"csrf_token={csrf}",
+            headers={**FORM, "cookie": cookie},
+        )
         assert response.status_code == 303
         assert f'{SESSION_COOKIE}=""' in response.headers["set-cookie"]
+        assert reader.get("/", headers={"cookie": cookie}).status_code == 303
 
     def test_cookie_is_secure_over_https(self, sqlite_url: str) -> None:
         with app_with(sqlite_url, read_tokens=(READ,)) as api:
-            response = api.request(
-                "POST", "https://joblog.test/login", content=f"token={READ}", headers=FORM
-            )
-        assert "secure" in [p.strip().lower() for p in response.headers["set-cookie"].split(";")]
-
-
-def login(api: ApiClient, token: str) -> str:
-    response = api.request("POST", "/login", content=f"token={token}", headers=FORM)
-    assert response.status_code == 303
-    return response.headers["set-cookie"].split(";")[0]
+            nonce = login_form(api, "https://joblog.test/login")
+            fields = {"token": READ, "csrf_token": nonce}
+            response = post_login(api, fields, nonce, url="https://joblog.test/login")
+        for cookie in response.headers.get_list("set-cookie"):
+            assert "secure" in [p.strip().lower() for p in cookie.split(";")], cookie
 
 
 class TestTokenConfiguration:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
+import markupsafe
 import pytest
 
+from joblog._ops import InsertEvents
 from joblog.api.app import create_app
 from joblog.demo import insert_failover_job
 from joblog.tracker import Tracker
@@ -150,3 +155,95 @@ class TestListPaging:
         text = client.get("/", params={"owner": HOSTILE}).text
         assert HOSTILE not in text
         assert "&lt;script&gt;" in text
+
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+@pytest.fixture(scope="module")
+def logged_job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiClient]:
+    """A job with 130 events (one of them hostile markup, three in a trace), on SQLite:
+    the job page only reads, through the read path the log API shares."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('pages') / 'joblog.db'}"
+    tracker = Tracker(url, flush_interval=0.05)
+    with tracker.job("failover", "live-failover", external_job_id="log-1") as job:
+        for n in range(125):
+            tracker.log_event("DEBUG" if n % 2 else "INFO", f"line {n:03d} 50% done_{n}")
+        tracker.log_event("WARN", HOSTILE)
+        rows = [
+            (job.id, None, "log-1", "ERROR", f"traced {n}", None, datetime.now(UTC), TRACE, None)
+            for n in range(3)
+        ]
+        tracker.flush(10)
+        tracker.store.apply_batch([InsertEvents(rows)])
+        tracker.log_event("INFO", "last line")
+    tracker.flush(10)
+    tracker.close()
+    with api_client(create_app(url)) as client:
+        yield client
+
+
+def log_lines(page: str) -> list[str]:
+    tail = page.split('data-testid="log-tail"', 1)[1].split("</ol>", 1)[0]
+    return re.findall(r'<span class="log-msg">([^<]*)</span>', tail)
+
+
+class TestJobPageLog:
+    def test_unfiltered_shows_the_newest_with_more_to_load(self, logged_job: ApiClient) -> None:
+        page = logged_job.get("/jobs/log-1").text
+        lines = log_lines(page)
+        assert len(lines) == 20 and lines[-1] == "last line"
+        assert 'data-more-older="true"' in page
+
+    def test_contains_filters_through_the_read_path(self, logged_job: ApiClient) -> None:
+        page = logged_job.get("/jobs/log-1", params={"contains": "DONE_12"}).text
+        assert log_lines(page) == [f"line {n:03d} 50% done_{n}" for n in (12, *range(120, 125))]
+        assert 'value="DONE_12"' in page and 'data-more-older="false"' in page
+
+    def test_like_wildcards_are_literal(self, logged_job: ApiClient) -> None:
+        assert log_lines(logged_job.get("/jobs/log-1", params={"contains": "0%_d"}).text) == []
+        page = logged_job.get("/jobs/log-1", params={"contains": "% done_1", "min_level": "INFO"})
+        expected = [n for n in (1, *range(10, 20), *range(100, 125)) if n % 2 == 0]
+        assert log_lines(page.text) == [f"line {n:03d} 50% done_{n}" for n in expected]
+
+    def test_trace_filter_and_its_clear_link(self, logged_job: ApiClient) -> None:
+        page = logged_job.get("/jobs/log-1", params={"trace_id": TRACE.upper()}).text
+        assert log_lines(page) == ["traced 0", "traced 1", "traced 2"]
+        assert f'data-testid="trace-filter-id">{TRACE}<' in page
+        assert f'href="?trace_id={TRACE}"' in page
+
+    def test_a_filtered_page_pages_back_a_hundred_at_a_time(self, logged_job: ApiClient) -> None:
+        page = logged_job.get("/jobs/log-1", params={"contains": "line"}).text
+        assert len(log_lines(page)) == 100 and 'data-more-older="true"' in page
+
+    def test_markup_in_the_search_and_the_log_is_text(self, logged_job: ApiClient) -> None:
+        page = logged_job.get("/jobs/log-1", params={"contains": HOSTILE}).text
+        assert HOSTILE not in page
+        assert log_lines(page) == [str(markupsafe.escape(HOSTILE))]
+        assert 'value="&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"' in page
+
+    @pytest.mark.parametrize(
+        ("query", "status"),
+        [
+            ("contains=" + "x" * 256, 422),
+            ("trace_id=xyz", 422),
+            ("trace_id=" + "0" * 32, 422),
+            ("min_level=LOUD", 422),
+            ("contains=a%00b", 422),
+            ("contains=%ED%A0%80", 422),
+        ],
+    )
+    def test_unusable_filters_are_422_pages(
+        self, logged_job: ApiClient, query: str, status: int
+    ) -> None:
+        response = logged_job.get(f"/jobs/log-1?{query}")
+        assert response.status_code == status
+        assert response.headers["content-type"].startswith("text/html")
+
+    def test_the_download_link_is_the_apis_ndjson(self, logged_job: ApiClient) -> None:
+        page = logged_job.get("/jobs/log-1").text
+        href = re.search(r'href="([^"]+)" download data-testid="log-download"', page)
+        assert href is not None and href.group(1).endswith("/logs?format=ndjson")
+        response = logged_job.get(html.unescape(href.group(1)))
+        assert len(response.text.splitlines()) == 130
+        assert response.headers["content-disposition"].startswith("attachment; filename=")

@@ -16,7 +16,14 @@ from joblog.storage import migrate, schema
 from joblog.storage.schema import ID_COLLATION
 
 MakeDatabase = Callable[[str], str]
-ALL_TABLES = {"job_tracking", "job_steps", "log_events", "failover_jobs", "ingest_batches"}
+ALL_TABLES = {
+    "job_tracking",
+    "job_steps",
+    "log_events",
+    "failover_jobs",
+    "ingest_batches",
+    "dashboard_sessions",
+}
 
 
 def _server_default_differs(
@@ -109,7 +116,7 @@ class TestUpgradeFromEmpty:
     def test_upgrade_head_reaches_head(self, database_url: str) -> None:
         assert migrate.current(database_url) is None
         migrate.upgrade(database_url)
-        assert migrate.current(database_url) == migrate.head_revision() == "0005_event_lookups"
+        assert migrate.current(database_url) == migrate.head_revision() == "0006_dashboard_sessions"
 
     def test_upgraded_schema_equals_schema_py(self, database_url: str) -> None:
         migrate.upgrade(database_url)
@@ -171,7 +178,7 @@ class TestDowngrade:
         )
         assert not {"weight", "allow_failure"} & step_columns
         assert log_indexes == {"idx_log_events_job_id", "idx_log_events_step_id"}
-        assert "ingest_batches" not in table_names(database_url)
+        assert not {"ingest_batches", "dashboard_sessions"} & table_names(database_url)
 
     def test_downgrade_to_base_leaves_no_tables_or_types(self, database_url: str) -> None:
         migrate.upgrade(database_url)
@@ -206,6 +213,7 @@ class TestDowngrade:
             "0003a_adopted_origin",
             "0004_exact_ids",
             "0005_event_lookups",
+            "0006_dashboard_sessions",
         )
         for revision in chain:
             migrate.upgrade(database_url, revision)
@@ -266,6 +274,36 @@ class TestOnlineExternalJobId:
             )
         engine.dispose()
         migrate.upgrade(database_url)
+        assert schema_diff(database_url) == []
+
+
+class TestDashboardSessions:
+    """0006: the dashboard's sessions table, added and removed without touching the rest."""
+
+    def test_downgrade_removes_only_the_sessions_table(self, database_url: str) -> None:
+        migrate.upgrade(database_url)
+        migrate.downgrade(database_url, "0005_event_lookups")
+        assert table_names(database_url) - {"alembic_version"} == ALL_TABLES - {
+            "dashboard_sessions"
+        }
+        migrate.upgrade(database_url)
+        assert schema_diff(database_url) == []
+
+    @pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+    def test_rerun_after_interruption_between_table_and_index(
+        self, server: str, make_database: MakeDatabase
+    ) -> None:
+        # MariaDB commits each DDL statement: a crash may leave the table without its index.
+        database_url = make_database(server)
+        migrate.upgrade(database_url)
+        engine = sa.create_engine(database_url)
+        with engine.begin() as connection:
+            on = " ON dashboard_sessions" if server == "mariadb" else ""
+            connection.exec_driver_sql(f"DROP INDEX idx_dashboard_sessions_expires_at{on}")
+        engine.dispose()
+        migrate.stamp(database_url, "0005_event_lookups")
+        migrate.upgrade(database_url)
+        assert migrate.current(database_url) == "0006_dashboard_sessions"
         assert schema_diff(database_url) == []
 
 
@@ -398,7 +436,8 @@ class TestExactIds:
         database_url = make_database("mariadb")
         migrate.upgrade(database_url, "0003a_adopted_origin")
         with captured_statements() as statements:
-            migrate.upgrade(database_url)
+            # 0006 only creates a new, empty table: nothing there to be online about.
+            migrate.upgrade(database_url, "0005_event_lookups")
         ddl = [s for s in statements if s.startswith(("ALTER", "CREATE"))]
         assert ddl
         copied = [s for s in ddl if "ALGORITHM=COPY" in s]

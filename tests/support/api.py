@@ -44,6 +44,10 @@ class ApiClient:
         call = functools.partial(self._client.request, method, url, **kwargs)
         return self._portal.call(call)
 
+    def clear_cookies(self) -> None:
+        """Forget the cookies responses set (tests send the ones they mean explicitly)."""
+        self._client.cookies.clear()
+
     def close(self) -> None:
         self._portal.call(self._client.aclose)
 

@@ -1,10 +1,10 @@
 """The ASGI application: the JSON API, the live stream, health, metrics and the dashboard.
 
 ``create_app`` builds one :class:`Store` and one :class:`Resolver` for the process and puts
-them on ``app.state`` (``store``, ``resolver``, ``settings``, ``metrics``: the app's
-:class:`~joblog.api.metrics.AppMetrics`); the dashboard's pages read them from there.
-Whoever runs a tracker in the same process (``joblog demo``) may attach it as
-``app.state.tracker`` to have its writer counters in ``/metrics``.
+them on ``app.state`` (``store``, ``resolver``, ``settings``, ``guard``, ``sessions``,
+``metrics``: the app's :class:`~joblog.api.metrics.AppMetrics`); the dashboard's pages read
+them from there. Whoever runs a tracker in the same process (``joblog demo``) may attach it
+as ``app.state.tracker`` to have its writer counters in ``/metrics``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from joblog.api.hub import ChangeHub
 from joblog.api.metrics import AppMetrics, MetricsMiddleware
 from joblog.api.schemas import ErrorBody
 from joblog.api.security import SecurityHeaders
+from joblog.api.sessions import SessionBook
 from joblog.api.settings import ApiSettings
 from joblog.exceptions import JobLogError
 from joblog.resolve import Resolver
@@ -139,6 +140,7 @@ def create_app(
         insecure_no_auth=settings.insecure_no_auth,
         session_max_age=settings.session_max_age,
     )
+    app.state.sessions = sessions = SessionBook(guard, store, settings.session_max_age)
     app.state.producer = ProducerWrites(
         store, external_id_policy=settings.external_id_policy, attach=resolver.attach
     )
@@ -152,7 +154,7 @@ def create_app(
     # Inside access control (a client is authenticated first), outside every route.
     app.add_middleware(InputGuard, refusals=_refusals())
     # Inside the metrics middleware, so that refused requests are counted too.
-    install_access_control(app, guard, settings.max_body_bytes)
+    install_access_control(app, guard, settings.max_body_bytes, sessions)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # Outermost of ours: every answer, refusals included, gets the security headers.
     app.add_middleware(SecurityHeaders)

@@ -5,20 +5,22 @@ runs, so an unauthenticated client never gets as far as body parsing, and a rout
 later is guarded by its method and path alone:
 
 * open: ``/healthz``, ``/openapi.json``, ``/docs``, ``/redoc``, ``/login``, ``/logout``,
-  ``/static/*`` (they reveal nothing about jobs);
+  ``/static/*`` (they reveal nothing about jobs; login and logout check their own CSRF);
 * writes: any method but GET/HEAD/OPTIONS under ``/api/`` (or ``/v1/``, OTLP) that a
-  route takes:
-  ``Authorization: Bearer`` with a write token, always (a cookie never authorizes a write,
-  so there is no CSRF to defend); one no route takes gets the router's JSON 404/405;
+  route takes: ``Authorization: Bearer`` with a write token; or, for the dashboard's own
+  actions only (:data:`~joblog.api.sessions.SESSION_WRITES`: cancelling a job), a write
+  session's cookie *and* its CSRF token in ``X-CSRF-Token`` (a cookie alone never
+  writes). A write no route takes gets the router's JSON 404/405;
 * reads (``/api/`` GET, ``/metrics``, the dashboard): open unless read tokens are
   configured; then a read or write token as a bearer token, or the dashboard's session
   cookie. The API answers 401/403 JSON; a dashboard page redirects to ``/login``.
 
 Tokens are compared as SHA-256 digests with :func:`hmac.compare_digest` against every
-configured token, with no early exit, and never logged. The session cookie holds
-``<expiry>.<token fingerprint>.<HMAC keyed by the token>``: not the token, and only a
-holder of the token can make one; removing a token from the configuration ends its sessions.
-Request bodies are read here, up to ``max_body_bytes``, so that an oversized body is a 413.
+configured token, with no early exit, and never logged. Sessions live in the database
+(:mod:`joblog.api.sessions`): the cookie holds a random secret, not the token, and a
+session ends at sign-out in every server process, or when its token leaves the
+configuration. Request bodies are read here, up to ``max_body_bytes``, so that an
+oversized body is a 413.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import hashlib
 import hmac
 import json
 import os
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -35,11 +36,23 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Security
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.routing import Match, Router
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from joblog.exceptions import ConfigError
+from joblog.api.sessions import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    SESSION_KEY,
+    SESSION_WRITES,
+    Session,
+    SessionBook,
+    cookie_value,
+    csrf_matches,
+)
+from joblog.exceptions import ConfigError, StorageError
 
 __all__ = [
     "SESSION_COOKIE",
@@ -55,7 +68,6 @@ __all__ = [
 ]
 
 Role = Literal["read", "write"]
-SESSION_COOKIE = "joblog_session"
 MIN_TOKEN_LENGTH = 16
 MAX_TOKEN_LENGTH = 512
 #: The scope key where the middleware leaves the request's role for the routes.
@@ -121,15 +133,12 @@ def _digest(token: str | bytes) -> bytes:
 
 
 def _fingerprint(token: str) -> str:
-    return hashlib.sha256(b"joblog-session-id:" + token.encode()).hexdigest()[:32]
-
-
-def _session_key(token: str) -> bytes:
-    return hashlib.sha256(b"joblog-session-key:" + token.encode()).digest()
+    return hashlib.sha256(b"joblog-session-id:" + token.encode()).hexdigest()
 
 
 class TokenGuard:
-    """Which role a presented token or session cookie has (constant-time comparisons)."""
+    """Which role a presented token or a session's token fingerprint has (constant-time
+    comparisons). It keeps digests and fingerprints of the tokens, not the tokens."""
 
     def __init__(
         self,
@@ -139,8 +148,13 @@ class TokenGuard:
         insecure_no_auth: bool = False,
         session_max_age: int = 12 * 3600,
     ) -> None:
-        self._write = [(_digest(check_token(t, "write tokens")), t) for t in write_tokens]
-        self._read = [(_digest(check_token(t, "read tokens")), t) for t in read_tokens]
+        self._write = [
+            (_digest(check_token(t, "write tokens")), _fingerprint(t).encode())
+            for t in write_tokens
+        ]
+        self._read = [
+            (_digest(check_token(t, "read tokens")), _fingerprint(t).encode()) for t in read_tokens
+        ]
         self.insecure_no_auth = insecure_no_auth
         self.session_max_age = session_max_age
 
@@ -157,44 +171,40 @@ class TokenGuard:
 
     def role_of(self, token: str) -> Role | None:
         """``write``, ``read`` or None; every configured token is compared, always."""
-        presented = _digest(token)
+        return self._role(_digest(token), 0)
+
+    def _role(self, presented: bytes, field: int) -> Role | None:
+        """Compare ``presented`` with ``field`` (0: digest, 1: fingerprint) of every token."""
         is_write = False
-        for digest, _ in self._write:
-            is_write |= hmac.compare_digest(presented, digest)
+        for known in self._write:
+            is_write |= hmac.compare_digest(presented, known[field])
         is_read = False
-        for digest, _ in self._read:
-            is_read |= hmac.compare_digest(presented, digest)
+        for known in self._read:
+            is_read |= hmac.compare_digest(presented, known[field])
         if is_write:
             return "write"
         return "read" if is_read else None
 
-    # -- the dashboard's session -------------------------------------------------------------
+    @property
+    def has_tokens(self) -> bool:
+        """Some token is configured: signing in to the dashboard means something."""
+        return bool(self._write or self._read)
 
-    def make_session(self, token: str, now: float | None = None) -> str:
-        """A cookie value for a valid token: it names the token, it does not hold it."""
-        expires = int((now if now is not None else time.time()) + self.session_max_age)
-        payload = f"{expires}.{_fingerprint(token)}"
-        signature = hmac.new(_session_key(token), payload.encode(), hashlib.sha256).hexdigest()
-        return f"{payload}.{signature}"
+    @property
+    def session_writes(self) -> bool:
+        """A write session is possible: some write token is configured."""
+        return bool(self._write)
 
-    def session_valid(self, cookie: str, now: float | None = None) -> bool:
-        """True for an unexpired cookie signed with a token that is still configured."""
-        parts = cookie.split(".")
-        if len(parts) != 3 or not parts[0].isdigit() or len(cookie) > 200:
-            return False
-        expires, fingerprint, signature = parts
-        if int(expires) < (now if now is not None else time.time()):
-            return False
-        token: str | None = None
-        for _, candidate in self._write + self._read:
-            if hmac.compare_digest(_fingerprint(candidate), fingerprint):
-                token = candidate
-        if token is None:
-            return False
-        expected = hmac.new(
-            _session_key(token), f"{expires}.{fingerprint}".encode(), hashlib.sha256
-        ).hexdigest()
-        return hmac.compare_digest(expected, signature)
+    # -- the dashboard's sessions ------------------------------------------------------------
+
+    @staticmethod
+    def fingerprint(token: str) -> str:
+        """What a session row records of the token that signed in (not the token)."""
+        return _fingerprint(token)
+
+    def role_of_fingerprint(self, fingerprint: str) -> Role | None:
+        """The role of the configured token with this fingerprint, or None (constant time)."""
+        return self._role(fingerprint.encode("utf-8", "replace"), 1)
 
 
 # -- the middleware --------------------------------------------------------------------------
@@ -214,15 +224,6 @@ def bearer_token(scope: Scope) -> str | None:
     if scheme.lower() != "bearer" or not token or " " in token:
         return ""
     return token
-
-
-def session_cookie(scope: Scope) -> str | None:
-    raw = _headers(scope).get(b"cookie", b"").decode("latin-1")
-    for part in raw.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == SESSION_COOKIE and value:
-            return value
-    return None
 
 
 def safe_next(target: str | None) -> str:
@@ -281,6 +282,10 @@ async def _forbidden(send: Send, detail: str) -> None:
     await _send_json(send, 403, {"error": "forbidden", "detail": detail})
 
 
+async def _unavailable(send: Send) -> None:
+    await _send_json(send, 503, {"error": "database_unavailable"})
+
+
 class AccessControl:
     """Pure ASGI middleware: authenticate by method and path, cap request bodies."""
 
@@ -290,29 +295,37 @@ class AccessControl:
         guard: TokenGuard,
         max_body_bytes: int,
         router: Router | None = None,
+        sessions: SessionBook | None = None,
     ) -> None:
         self.app = app
         self.guard = guard
         self.max_body_bytes = max_body_bytes
         self.router = router
+        self.sessions = sessions
 
-    def _routed(self, scope: Scope) -> bool:
-        """True when a route takes this method and path (else the app answers 404/405)."""
-        if self.router is None:
-            return True
-        return any(route.matches(scope)[0] is Match.FULL for route in self.router.routes)
+    def _route(self, scope: Scope) -> BaseRoute | None:
+        """The route that takes this method and path (None: the app answers 404/405)."""
+        assert self.router is not None
+        for route in self.router.routes:
+            if route.matches(scope)[0] is Match.FULL:
+                return route
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         kind = _kind(scope["method"], scope["path"])
-        if kind == "write" and self._routed(scope):
-            allowed = await self._allow_write(scope, send)
-        elif kind in ("api", "page") and self.guard.reads_guarded:
-            allowed = await self._allow_read(scope, send, kind)
-        else:
-            allowed = True
+        try:
+            if kind == "write" and (self.router is None or self._route(scope) is not None):
+                allowed = await self._allow_write(scope, send)
+            elif kind in ("api", "page") and self.guard.reads_guarded:
+                allowed = await self._allow_read(scope, send, kind)
+            else:
+                allowed = True
+        except StorageError:  # the sessions' table cannot be read
+            await _unavailable(send)
+            return
         if not allowed:
             return
         if scope["method"] not in _READ_METHODS:
@@ -322,11 +335,33 @@ class AccessControl:
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
+    async def _session(self, scope: Scope) -> Session | None:
+        """The request's dashboard session (one database read, kept in the scope)."""
+        if SESSION_KEY in scope:
+            found: Session | None = scope[SESSION_KEY]
+            return found
+        if self.sessions is None or cookie_value(scope) is None:
+            return None
+        if self.sessions.local:
+            return self.sessions.of_request(scope)
+        return await run_in_threadpool(self.sessions.of_request, scope)
+
+    def _session_may_write(self, scope: Scope) -> bool:
+        """Whether the route this write reaches is one of :data:`SESSION_WRITES`."""
+        if self.router is None:
+            return False
+        for route in iter_route_contexts(self.router.routes):
+            if route.matches(scope)[0] is Match.FULL:
+                return (scope["method"], route.path) in SESSION_WRITES
+        return False
+
     async def _allow_write(self, scope: Scope, send: Send) -> bool:
         if self.guard.writes_open:
             scope[ROLE_KEY] = "write"
             return True
         token = bearer_token(scope)
+        if token is None and cookie_value(scope) is not None and self._session_may_write(scope):
+            return await self._allow_session_write(scope, send)
         if token is None:
             await _unauthorized(send, "send Authorization: Bearer <write token>")
             return False
@@ -340,6 +375,23 @@ class AccessControl:
         scope[ROLE_KEY] = "write"
         return True
 
+    async def _allow_session_write(self, scope: Scope, send: Send) -> bool:
+        """A dashboard action: a write session's cookie and that session's CSRF token."""
+        presented = _headers(scope).get(CSRF_HEADER.encode())
+        token = presented.decode("latin-1") if presented is not None else None
+        if not csrf_matches(cookie_value(scope), token):
+            await _forbidden(send, f"send this session's CSRF token in {CSRF_HEADER}")
+            return False
+        session = await self._session(scope)
+        if session is None:
+            await _unauthorized(send, "the session has ended: sign in again")
+            return False
+        if session.role != "write":
+            await _forbidden(send, "this session may not write: sign in with a write token")
+            return False
+        scope[ROLE_KEY] = "write"
+        return True
+
     async def _allow_read(self, scope: Scope, send: Send, kind: str) -> bool:
         token = bearer_token(scope)
         if token:
@@ -347,11 +399,9 @@ class AccessControl:
             if role is not None:
                 scope[ROLE_KEY] = role
                 return True
-        else:
-            cookie = session_cookie(scope)
-            if cookie is not None and self.guard.session_valid(cookie):
-                scope[ROLE_KEY] = "read"
-                return True
+        elif await self._session(scope) is not None:
+            scope[ROLE_KEY] = "read"
+            return True
         if kind == "page":
             await _redirect_to_login(scope, send)
         elif token is None:
@@ -438,7 +488,15 @@ async def _on_not_granted(_request: Request, _exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "forbidden", "detail": "a write token is required"}, 403)
 
 
-def install_access_control(app: FastAPI, guard: TokenGuard, max_body_bytes: int) -> None:
+def install_access_control(
+    app: FastAPI, guard: TokenGuard, max_body_bytes: int, sessions: SessionBook | None = None
+) -> None:
     """Add the middleware (outside the routes) and the handler behind :func:`require_write`."""
     app.add_exception_handler(WriteNotGranted, _on_not_granted)
-    app.add_middleware(AccessControl, guard=guard, max_body_bytes=max_body_bytes, router=app.router)
+    app.add_middleware(
+        AccessControl,
+        guard=guard,
+        max_body_bytes=max_body_bytes,
+        router=app.router,
+        sessions=sessions,
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -23,7 +24,7 @@ from joblog.resolve import EventScope, Resolver
 from joblog.storage.queries import EventFilter, JobFilter
 from joblog.storage.store import Store
 
-__all__ = ["events_response", "json_response", "router", "status_response"]
+__all__ = ["attachment", "events_response", "json_response", "router", "status_response"]
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -104,6 +105,9 @@ async def job_logs(
     since: Annotated[str | None, Query(description="ISO-8601, inclusive")] = None,
     until: Annotated[str | None, Query(description="ISO-8601, exclusive")] = None,
     contains: Annotated[str | None, Query(max_length=params.MAX_TEXT)] = None,
+    trace_id: Annotated[
+        str | None, Query(max_length=32, description="Only this OpenTelemetry trace's events")
+    ] = None,
     after_id: Annotated[int | None, Query(ge=0, le=params.MAX_BIGINT)] = None,
     before_id: Annotated[
         int | None,
@@ -112,9 +116,6 @@ async def job_logs(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     format: Annotated[Literal["json", "ndjson"], Query()] = "json",
-    trace_id: Annotated[
-        str | None, Query(max_length=64, description="Only this OpenTelemetry trace's events")
-    ] = None,
 ) -> Response:
     """The job's log events in order; ``format=ndjson`` streams every matching event.
 
@@ -134,7 +135,14 @@ async def job_logs(
         start = max(after_id, start or 0)
     scope = await run_in_threadpool(_scope, _resolver(request), any_id)
     return await events_response(
-        _store(request), scope, filters, start, before_id, limit, ndjson=format == "ndjson"
+        _store(request),
+        scope,
+        filters,
+        start,
+        before_id,
+        limit,
+        ndjson=format == "ndjson",
+        download_name=any_id,
     )
 
 
@@ -147,12 +155,15 @@ async def events_response(
     limit: int,
     *,
     ndjson: bool,
+    download_name: str,
 ) -> Response:
-    """A page of events (or all of them as NDJSON) of a job's ``scope``; with no scope,
-    of ``filters.trace_id``'s trace, whatever their job."""
+    """A page of events (or all of them as NDJSON, saved as ``joblog-<download_name>``)
+    of a job's ``scope``; with no scope, of ``filters.trace_id``'s trace, whatever their job."""
     if ndjson:
         return StreamingResponse(
-            _ndjson(store, scope, filters, start, before_id), media_type=NDJSON
+            _ndjson(store, scope, filters, start, before_id),
+            media_type=NDJSON,
+            headers={"Content-Disposition": attachment(download_name, ".ndjson")},
         )
     if before_id is not None:
         older = await run_in_threadpool(
@@ -171,6 +182,14 @@ async def events_response(
     events = events[:limit]
     next_cursor = params.encode_event_cursor(events[-1].id) if more else None
     return json_response({"events": [event_to_dict(e) for e in events], "next_cursor": next_cursor})
+
+
+def attachment(any_id: str, suffix: str) -> str:
+    """A Content-Disposition that saves as ``joblog-<id><suffix>``: an ASCII name with
+    anything unsafe as ``_``, and the exact ID in ``filename*`` (RFC 6266)."""
+    plain = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in any_id)
+    exact = quote(f"joblog-{any_id}{suffix}", safe="")
+    return f"attachment; filename=\"joblog-{plain[:100]}{suffix}\"; filename*=UTF-8''{exact}"
 
 
 def _page(

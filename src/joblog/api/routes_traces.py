@@ -102,5 +102,12 @@ async def trace_events(
         start = max(after_id, start or 0)
     store: Store = request.app.state.store
     return await events_response(
-        store, None, filters, start, before_id, limit, ndjson=format == "ndjson"
+        store,
+        None,
+        filters,
+        start,
+        before_id,
+        limit,
+        ndjson=format == "ndjson",
+        download_name=f"trace-{trace}",
     )

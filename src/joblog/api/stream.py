@@ -9,15 +9,17 @@ and an app run without its lifespan (no hub) poll every ``poll_interval``. Event
 
 * ``snapshot``: the summary dict (first event of a fresh connection, never of a resume);
   its ``recent_events`` are the log tail, and ``log`` events continue after them;
-* ``progress``: {status, percent, progress, eta_seconds, elapsed_seconds, error_message};
+* ``progress``: {status, percent, progress, eta_seconds, elapsed_seconds, error_message,
+  cancel_requested};
 * ``step``: a step dict, whenever a step row is new or changed;
 * ``child``: a job dict, whenever a child job is new or changed;
 * ``log``: an event dict per new log event, in ID order;
 * ``end``: {status, error_message} once the job is terminal; then the stream closes.
 
 Every event's ``id`` is ``<last log event id>.<state token>``, the token a short hash of the
-job's status, percent, steps and children. A client reconnecting with ``Last-Event-ID`` gets
-the log events after that ID, and the state events only if the token changed meanwhile.
+job's status, percent, cancel request, steps and children. A client reconnecting with
+``Last-Event-ID`` gets the log events after that ID, and the state events only if the
+token changed meanwhile.
 """
 
 from __future__ import annotations
@@ -83,7 +85,13 @@ def _step_key(step: Step) -> str | None:
 
 
 def _job_mark(job: Job) -> tuple[Any, ...]:
-    return (job.status.value, job.percent_complete, job.error_message, job.completed_at)
+    return (
+        job.status.value,
+        job.percent_complete,
+        job.error_message,
+        job.completed_at,
+        job.cancel_requested,
+    )
 
 
 def _step_mark(step: Step) -> tuple[Any, ...]:
@@ -174,6 +182,7 @@ def _progress_data(summary: JobSummary) -> dict[str, Any]:
         "eta_seconds": summary.eta_seconds,
         "elapsed_seconds": summary.elapsed_seconds,
         "error_message": summary.job.error_message,
+        "cancel_requested": summary.job.cancel_requested,
     }
 
 

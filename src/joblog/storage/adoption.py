@@ -314,7 +314,7 @@ def _refuse_joblog_leftovers(present: Mapping[str, list[str]], tables: set[str])
         for column in columns
         if column in present[table]
     ]
-    clashing += [f"table {t}" for t in ("ingest_batches",) if t in tables]
+    clashing += [f"table {t}" for t in ("ingest_batches", "dashboard_sessions") if t in tables]
     if clashing:
         raise SchemaError(
             "cannot adopt this database: it already has "

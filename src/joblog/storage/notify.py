@@ -8,8 +8,9 @@ lists children), ``x`` for an external ID whose events have no job row. One stat
 transaction, and PostgreSQL folds identical payloads of one transaction into one.
 
 On every backend :func:`change_marks` is the shared watcher's single query: one row per
-followed job (newest event ID, status, progress and counts of its steps and children),
-compared tick to tick to learn which jobs changed without reading their rows.
+followed job (newest event ID, status, progress, cancel request and counts of its steps
+and children), compared tick to tick to learn which jobs changed without reading their
+rows.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ def _job_marks(job_ids: Sequence[str]) -> sa.Select[Any]:
         jobs.c.status,
         jobs.c.percent_complete,
         jobs.c.completed_at,
+        jobs.c.cancel_requested,
         scalar(sa.func.count(steps.c.id), steps, *own_steps).label("steps"),
         scalar(sa.func.count(steps.c.started_at), steps, *own_steps).label("started"),
         scalar(sa.func.count(steps.c.completed_at), steps, *own_steps).label("finished"),

@@ -229,6 +229,7 @@ class ProducerWrites:
                 .where(jobs.c.id == job_id)
                 .values(cancel_requested=True, updated_at=utcnow())
             )
+            notify.announce(conn, notify.Touched(job_ids={job_id}))  # live pages show it
             row = _job_row(conn, job_id)
         assert row is not None
         return job_from_row(row)

@@ -32,6 +32,7 @@ __all__ = [
     "RECENT_DURATIONS",
     "RECENT_EVENTS",
     "RUNNING_WITH_EXTERNAL_ID",
+    "SESSION",
     "STEPS_OF",
     "TIER_CONTEXT_ID",
     "TIER_EXTERNAL_JOB_ID",
@@ -50,6 +51,7 @@ jobs = schema.job_tracking
 steps = schema.job_steps
 events = schema.log_events
 failover = schema.failover_jobs
+sessions = schema.dashboard_sessions
 
 _any_id = sa.bindparam("any_id", type_=sa.String)
 _job_id = sa.bindparam("job_id", type_=sa.String)
@@ -150,6 +152,11 @@ PING = sa.select(sa.literal(1))
 JOB_COUNTS = sa.select(jobs.c.job_type, jobs.c.status, sa.func.count().label("jobs")).group_by(
     jobs.c.job_type, jobs.c.status
 )
+#: A dashboard session that has not expired: which token signed it in.
+SESSION = sa.select(sessions.c.token_fingerprint).where(
+    sessions.c.session_hash == sa.bindparam("session_hash", type_=sa.String),
+    sessions.c.expires_at > sa.bindparam("now", type_=sa.DateTime),
+)
 
 
 # -- listings --------------------------------------------------------------------------------
@@ -185,6 +192,7 @@ class EventFilter:
     since: datetime | None = None
     until: datetime | None = None
     contains: str | None = None
+    #: OpenTelemetry trace ID (32 lowercase hex digits): only the events of that trace.
     trace_id: str | None = None
 
 
@@ -281,4 +289,6 @@ def event_list(
     if filters.contains:
         # Case-insensitive on every backend (PostgreSQL's LIKE alone is not); % _ / literal.
         query = query.where(events.c.message.icontains(filters.contains, autoescape=True))
+    if filters.trace_id is not None:
+        query = query.where(events.c.trace_id == filters.trace_id)
     return query

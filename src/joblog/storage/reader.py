@@ -199,5 +199,10 @@ class Reader:
             for row in self.rows(queries.JOB_COUNTS)
         ]
 
+    def session_token(self, session_hash: str, now: datetime) -> str | None:
+        """The token fingerprint of an unexpired dashboard session, or None."""
+        found = self.rows(queries.SESSION, {"session_hash": session_hash, "now": now})
+        return str(found[0]["token_fingerprint"]) if found else None
+
     def ping(self) -> None:
         self.rows(queries.PING)

@@ -21,6 +21,7 @@ __all__ = [
     "OPEN_STATUSES",
     "RUNNING_HOLDER",
     "RUNNING_HOLDER_COLUMN",
+    "dashboard_sessions",
     "failover_jobs",
     "ingest_batches",
     "job_steps",
@@ -220,6 +221,19 @@ ingest_batches = sa.Table(
     metadata,
     sa.Column("batch_key", id_string(128), primary_key=True),
     sa.Column("created_at", timestamp(), nullable=False, index=True),
+)
+
+# The dashboard's sign-ins, one row per session, so that signing out ends a session in
+# every server process at once. The cookie holds a random secret; the row only its
+# SHA-256 (a copy of this table opens no session), and which configured token signed in
+# (by fingerprint: the role is the token's, looked up at each request).
+dashboard_sessions = sa.Table(
+    "dashboard_sessions",
+    metadata,
+    sa.Column("session_hash", sa.String(64), primary_key=True),
+    sa.Column("token_fingerprint", sa.String(64), nullable=False),
+    sa.Column("created_at", timestamp(), nullable=False),
+    sa.Column("expires_at", timestamp(), nullable=False, index=True),
 )
 
 # "reject" enforced by the database: one open exclusive holder per external ID, so of

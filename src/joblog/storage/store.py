@@ -2,9 +2,10 @@
 
 Composed, not inherited: ``store.reads`` (:class:`~joblog.storage.reader.Reader`) runs
 every read, ``store.apply_batch`` applies the batch writer's ops, ``store.housekeeping``
-reaps and prunes. Reads and writes use separate engines: reads an autocommit pool
-(one round trip a read), writes transactions. The in-memory SQLite database exists
-inside one connection, so there both share it.
+reaps and prunes, ``store.sessions`` keeps the dashboard's sign-ins. Reads and writes
+use separate engines: reads an autocommit pool (one round trip a read), writes
+transactions. The in-memory SQLite database exists inside one connection, so there
+both share it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from joblog.storage.dialects.sqlite import WRITE_OPTION
 from joblog.storage.engine import backend_of_url, create_engine, parse_url, storage_errors
 from joblog.storage.maintenance import Housekeeping
 from joblog.storage.reader import Reader
+from joblog.storage.sessions import SessionRows
 from joblog.storage.writes import apply_ops
 
 __all__ = ["Store"]
@@ -54,6 +56,7 @@ class Store:
         )
         self.reads = Reader(read_engine, self.backend)
         self.housekeeping = Housekeeping(self.write_engine, self.backend)
+        self.sessions = SessionRows(self.write_engine)
         if auto_migrate:
             from joblog.storage.migrate import ensure_schema
 

@@ -1,13 +1,19 @@
 """The dashboard's pages: the live jobs list and one job's live page.
 
 ``build_router()`` returns the routes; the API's app factory includes them. Handlers read
-``request.app.state.store`` and ``request.app.state.resolver``. The pages are rendered
-complete on the server (they read well without JavaScript); small scripts under
+``request.app.state.store``, ``resolver``, ``guard`` and ``sessions``. The pages are
+rendered complete on the server (they read well without JavaScript); small scripts under
 ``static/`` then keep them live from the JSON API and its Server-Sent Events stream.
+
+A job page takes the log API's own filters (``contains``, ``trace_id``, ``min_level``),
+so a filtered log is a link; the page's script then pages and filters through the API.
+Its cancel button is there for a write session (or a server whose writes are open), and
+sends the session's CSRF token (:mod:`joblog.api.sessions`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -18,11 +24,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from joblog.api import params
+from joblog.api.auth import TokenGuard
 from joblog.api.errors import InvalidRequest
+from joblog.api.sessions import Session, SessionBook
 from joblog.exceptions import JobNotFound, StorageError
-from joblog.model import JobStatus, JobSummary, ResolvedBy
-from joblog.resolve import Resolver
-from joblog.storage.queries import JOB_SORTS, JobFilter
+from joblog.model import JobStatus, JobSummary, LogEvent, ResolvedBy
+from joblog.resolve import EventScope, Resolver
+from joblog.storage.queries import JOB_SORTS, EventFilter, JobFilter
 from joblog.storage.store import Store
 from joblog.web.errors import failed_step_name, readable_error
 from joblog.web.render import render
@@ -35,11 +43,15 @@ STATIC_FILES = {
     "common.js": "text/javascript; charset=utf-8",
     "jobs.js": "text/javascript; charset=utf-8",
     "job.js": "text/javascript; charset=utf-8",
+    "job_log.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 LIST_LIMIT = 50
+#: Log events a filtered job page shows, and the script loads per older page.
+LOG_PAGE = 100
 MAX_QUERY_LENGTH = 255
 _STATUSES = tuple(s.value for s in JobStatus if s is not JobStatus.UNKNOWN)
+_OPEN = (JobStatus.PENDING, JobStatus.RUNNING)
 #: ``children``: the checkbox sends 1; absent, empty or 0 leave child jobs out.
 _CHILDREN = (None, "", "0", "1")
 _STATIC_DIR = Path(str(resources.files("joblog.web") / "static"))
@@ -73,6 +85,27 @@ def _page(template: str, status_code: int = 200, **context: object) -> HTMLRespo
 
 def _problem(status_code: int, title: str, detail: str, query: str = "") -> HTMLResponse:
     return _page("problem.html", status_code, title=title, detail=detail, query=query)
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is looking, for the top bar: their session, or where to sign in."""
+
+    session: Session | None
+    sign_in_href: str
+
+
+def viewer(request: Request) -> Viewer:
+    """The request's :class:`Viewer` (one read of the sessions' table, when a cookie came)."""
+    guard: TokenGuard = request.app.state.guard
+    sessions: SessionBook = request.app.state.sessions
+    try:
+        session = sessions.of_request(request.scope)
+    except StorageError:
+        session = None  # the page itself will say the database is away
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    sign_in = guard.has_tokens and session is None
+    return Viewer(session, "/login?next=" + quote(here, safe="") if sign_in else "")
 
 
 def refusal(status: int, detail: list[dict[str, Any]], _path: str) -> Response:
@@ -178,6 +211,7 @@ def jobs_page(
         api_query["cursor"] = cursor
     return _page(
         "jobs.html",
+        viewer=viewer(request),
         jobs=jobs,
         statuses=_STATUSES,
         job_types=job_types,
@@ -219,16 +253,83 @@ def _is_known_id(resolver: Resolver, any_id: str) -> bool:
     return True
 
 
-def job_page(request: Request, any_id: str) -> Response:
-    """One job, found by internal UUID, external ID or legacy failover ID."""
+def job_page(
+    request: Request,
+    any_id: str,
+    contains: str | None = None,
+    trace_id: str | None = None,
+    min_level: str | None = None,
+) -> Response:
+    """One job, found by internal UUID, external ID or legacy failover ID; its log
+    filtered as the log API filters it."""
     resolver: Resolver = request.app.state.resolver
     try:
-        summary = resolver.resolve(any_id)
+        log_filter = EventFilter(
+            min_level=params.parse_level(min_level),
+            contains=params.parse_text("contains", contains),
+            trace_id=params.parse_trace_id(["query", "trace_id"], trace_id),
+        )
+    except InvalidRequest as exc:
+        return _problem(422, "Unusable log search", f"{exc.loc[-1]}: {exc.msg}.")
+    try:
+        located = resolver.locate(any_id, with_job=True)
+        summary = resolver.summary(located)
+        events, more_older = _log_page(resolver, located.scope, log_filter, summary)
     except JobNotFound:
         return _page("not_found.html", 404, any_id=any_id[:MAX_QUERY_LENGTH])
     except StorageError as exc:
         return _problem(503, "The database cannot be reached", str(exc))
-    return _page("job.html", 200, **job_context(summary, any_id))
+    context = job_context(summary, any_id)
+    seen = viewer(request)
+    session = seen.session
+    guard: TokenGuard = request.app.state.guard
+    writes = bool(request.app.state.settings.write_api)
+    # A job row that is still open: not a legacy row, not events without a job row.
+    cancellable = writes and not context["legacy"] and summary.job.status in _OPEN
+    can_cancel = guard.writes_open or (session is not None and session.role == "write")
+    here = job_href(any_id)
+    return _page(
+        "job.html",
+        200,
+        **context,
+        viewer=seen,
+        events=events,
+        more_older=more_older,
+        log_page=LOG_PAGE,
+        log_contains=log_filter.contains or "",
+        log_trace=log_filter.trace_id or "",
+        log_level=log_filter.min_level.value if log_filter.min_level else "DEBUG",
+        download_url=api_href(summary.job.id, "/logs?format=ndjson"),
+        cancellable=cancellable,
+        can_cancel=cancellable and can_cancel,
+        cancel_sign_in=(
+            "/login?next=" + quote(here, safe="")
+            if cancellable and not can_cancel and guard.session_writes
+            else ""
+        ),
+        csrf_token=session.csrf_token if session is not None else "",
+        cancel_url=api_href(summary.job.id, "/cancel"),
+    )
+
+
+def _log_page(
+    resolver: Resolver, scope: EventScope, filters: EventFilter, summary: JobSummary
+) -> tuple[list[LogEvent], bool]:
+    """The newest events the page shows, and whether older ones may exist."""
+    if filters == EventFilter():
+        recent = summary.recent_events
+        return recent, len(recent) >= resolver.recent_events
+    if scope.empty:
+        return [], False
+    found = resolver.store.reads.list_events(
+        job_id=scope.job_id,
+        external_job_id=scope.external_job_id,
+        filters=filters,
+        newest_first=True,
+        limit=LOG_PAGE + 1,
+    )
+    more = len(found) > LOG_PAGE
+    return (found[1:] if more else found), more
 
 
 def job_context(summary: JobSummary, any_id: str) -> dict[str, object]:

@@ -95,4 +95,5 @@ environment = _build()
 
 
 def render(template: str, **context: Any) -> str:
-    return environment.get_template(template).render(**context)
+    """``template`` filled; ``viewer`` (the top bar's session or sign-in link) may be left out."""
+    return environment.get_template(template).render(**{"viewer": None, **context})

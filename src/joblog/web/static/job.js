@@ -1,11 +1,11 @@
 /* One job's page: follows the job's Server-Sent Events stream (falling back to polling
-   the summary) and updates the progress, steps, children, error and log tail in place. */
+   the summary) and updates the progress, steps, children, error, cancel request and log
+   tail (job_log.js) in place; the cancel button asks the API to cancel the job. */
 (function () {
   "use strict";
   const J = window.joblog;
   const root = document.getElementById("job-page");
   const cfg = root.dataset;
-  const LEVELS = ["DEBUG", "INFO", "WARN", "ERROR"];
   const RULES = JSON.parse(document.getElementById("error-rules").textContent).map(function (rule) {
     return [new RegExp(rule[0], "i"), rule[1]];
   });
@@ -23,16 +23,21 @@
     childrenCard: root.querySelector("[data-testid=children-card]"),
     children: root.querySelector("[data-testid=children]"),
     error: root.querySelector("[data-testid=job-error]"),
-    logs: root.querySelector("[data-testid=log-tail]"),
-    logEmpty: root.querySelector("[data-testid=log-empty]"),
     started: root.querySelector("[data-testid=started]"),
+    cancelBox: root.querySelector("[data-testid=cancel-box]"),
+    cancelButton: root.querySelector("[data-testid=cancel-button]"),
+    cancelConfirm: root.querySelector("[data-testid=cancel-confirm]"),
+    cancelYes: root.querySelector("[data-testid=cancel-yes]"),
+    cancelNo: root.querySelector("[data-testid=cancel-no]"),
+    cancelState: root.querySelector("[data-testid=cancel-state]"),
   };
+  const log = J.JobLog(root);
 
   // Timing: the server's elapsed/eta at a moment, extrapolated by the local clock.
   const timing = { elapsed: num(cfg.elapsed), eta: num(cfg.eta), at: Date.now(), offset: 0 };
   let status = cfg.status;
-  let minLevel = "DEBUG";
   let ended = J.TERMINAL.has(status);
+  let cancelRequested = cfg.cancelRequested === "true";
 
   function num(text) {
     if (text === "" || text === undefined || text === null) return null;
@@ -58,6 +63,7 @@
     el.bar.dataset.status = value;
     J.setBadge(el.status, value);
     if (J.TERMINAL.has(value)) ended = true;
+    renderCancel();
   }
 
   function setProgress(percent, progress) {
@@ -199,83 +205,82 @@
     el.error.hidden = false;
   }
 
-  // -- log tail -------------------------------------------------------------------------------
+  // -- cancel -----------------------------------------------------------------------------
 
-  function attrsPreview(attrs) {
-    const text = Object.keys(attrs).map(function (key) {
-      const value = attrs[key];
-      return key + "=" + (typeof value === "object" ? JSON.stringify(value) : String(value));
-    }).join(" ");
-    return text.length <= 140 ? text : text.slice(0, 139) + "…";
-  }
+  const CANCEL_REQUESTED = "Cancel requested: waiting for the job to stop.";
+  const CANCEL_REFUSED = {
+    401: "Your sign-in has ended: sign in again to cancel.",
+    404: "There is no job row here to cancel.",
+    409: "The job has already ended.",
+  };
 
-  function levelVisible(level) {
-    return LEVELS.indexOf(level) >= LEVELS.indexOf(minLevel);
-  }
-
-  function appendLog(event) {
-    const id = String(event.id);
-    if (el.logs.querySelector('li[data-event-id="' + CSS.escape(id) + '"]')) return;
-    const atBottom = el.logs.scrollHeight - el.logs.scrollTop - el.logs.clientHeight < 40;
-    const li = J.clone("tpl-log");
-    li.dataset.eventId = id;
-    li.dataset.level = event.level;
-    const time = li.querySelector("time");
-    time.setAttribute("datetime", event.ts || "");
-    const ts = J.parseDate(event.ts);
-    time.textContent = ts ? J.clockTime(ts) : "";
-    J.setText(li, ".log-level", event.level);
-    J.setText(li, ".log-msg", event.message);
-    const attrs = Object.assign({}, event.attrs || {});
-    delete attrs.logger;
-    const details = li.querySelector("details");
-    if (Object.keys(attrs).length) {
-      J.setText(details, ".attrs-preview", attrsPreview(attrs));
-      J.setText(details, "pre", JSON.stringify(attrs, null, 2));
-      details.hidden = false;
-    } else {
-      details.hidden = true;
+  function renderCancel(message) {
+    if (!el.cancelBox) return;
+    if (ended) {
+      el.cancelBox.hidden = true;
+      return;
     }
-    li.hidden = !levelVisible(event.level);
-    // Keep the tail ordered by event ID even when a backfill arrives late.
-    const later = Array.from(el.logs.children).find(function (node) {
-      return Number(node.dataset.eventId) > Number(id);
-    });
-    el.logs.insertBefore(li, later || null);
-    el.logEmpty.hidden = true;
-    if (atBottom) el.logs.scrollTop = el.logs.scrollHeight;
+    const asking = el.cancelConfirm && !el.cancelConfirm.hidden;
+    if (el.cancelButton) el.cancelButton.hidden = cancelRequested || asking;
+    if (el.cancelConfirm && cancelRequested) el.cancelConfirm.hidden = true;
+    if (message !== undefined) el.cancelState.textContent = message;
+    else if (cancelRequested) el.cancelState.textContent = CANCEL_REQUESTED;
   }
 
-  function applyLevel(level) {
-    minLevel = level;
-    root.querySelectorAll(".level-filter button").forEach(function (button) {
-      button.setAttribute("aria-pressed", String(button.dataset.level === level));
-    });
-    el.logs.querySelectorAll("li.log").forEach(function (li) {
-      li.hidden = !levelVisible(li.dataset.level);
-    });
-    el.logs.scrollTop = el.logs.scrollHeight;
+  function setCancelRequested(value) {
+    if (value && !cancelRequested) {
+      cancelRequested = true;
+      renderCancel();
+    }
   }
 
-  async function backfillLogs(level) {
-    if (cfg.legacy === "true") return;
+  async function refreshOnce() {
     try {
-      const response = await fetch(cfg.logsUrl + "?min_level=" + encodeURIComponent(level) + "&limit=500",
-        { headers: { Accept: "application/json" } });
-      if (!response.ok) return;
-      const data = await response.json();
-      const events = Array.isArray(data) ? data : (data.events || data.items || []);
-      events.forEach(appendLog);
-      el.logs.scrollTop = el.logs.scrollHeight;
-    } catch (error) { /* the live tail still works */ }
+      const response = await fetch(cfg.summaryUrl, { headers: { Accept: "application/json" } });
+      if (response.ok) applySummary(await response.json());
+    } catch (error) { /* the stream still follows the job */ }
   }
 
-  root.querySelectorAll(".level-filter button").forEach(function (button) {
-    button.addEventListener("click", function () {
-      applyLevel(button.dataset.level);
-      backfillLogs(button.dataset.level);
+  async function requestCancel() {
+    el.cancelYes.disabled = true;
+    let message;
+    try {
+      const response = await fetch(cfg.cancelUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRF-Token": cfg.csrf },
+      });
+      if (response.status === 202) {
+        const job = await response.json();
+        setCancelRequested(Boolean(job.cancel_requested));
+      } else {
+        let detail = "";
+        try { detail = (await response.json()).detail || ""; } catch (error) { /* not JSON */ }
+        message = CANCEL_REFUSED[response.status] ||
+          "Not cancelled: " + (typeof detail === "string" && detail ? detail : "the server answered " + response.status) + ".";
+        if (response.status === 409) refreshOnce();
+      }
+    } catch (error) {
+      message = "The server could not be reached: the job was not cancelled.";
+    }
+    el.cancelYes.disabled = false;
+    el.cancelConfirm.hidden = true;
+    renderCancel(message);
+  }
+
+  if (el.cancelButton) {
+    el.cancelButton.addEventListener("click", function () {
+      el.cancelConfirm.hidden = false;
+      renderCancel("");
+      el.cancelNo.focus();
     });
-  });
+    el.cancelNo.addEventListener("click", function () {
+      el.cancelConfirm.hidden = true;
+      renderCancel();
+      el.cancelButton.focus();
+    });
+    el.cancelYes.addEventListener("click", requestCancel);
+  }
 
   // -- whole summaries (stream snapshot or polling) -------------------------------------------
 
@@ -287,8 +292,9 @@
     syncClock(job.started_at || job.created_at, summary.elapsed_seconds);
     setTiming(summary.elapsed_seconds, summary.eta_seconds);
     (summary.children || []).forEach(upsertChild);
-    (summary.recent_events || []).forEach(appendLog);
+    (summary.recent_events || []).forEach(log.append);
     setError(job.status, job.error_message);
+    setCancelRequested(job.cancel_requested);
   }
 
   let pollTimer = null;
@@ -316,9 +322,10 @@
       setProgress(data.percent, data.progress);
       setTiming(data.elapsed_seconds, data.eta_seconds);
       setError(data.status, data.error_message);
+      setCancelRequested(data.cancel_requested);
     });
     on("step", upsertStep);
-    on("log", appendLog);
+    on("log", log.append);
     on("child", upsertChild);
     on("end", function (data) {
       source.close();
@@ -337,18 +344,13 @@
     };
   }
 
-  // Local times for server-rendered UTC clocks.
-  el.logs.querySelectorAll("time[datetime]").forEach(function (time) {
-    const date = J.parseDate(time.getAttribute("datetime"));
-    if (date) time.textContent = J.clockTime(date);
-  });
   const started = J.parseDate(el.started.getAttribute("datetime"));
   if (started) {
     el.started.textContent = J.relativeTime(started) + " · " + J.clockTime(started);
     el.started.title = started.toLocaleString();
   }
   syncClock(cfg.started, timing.elapsed);
-  el.logs.scrollTop = el.logs.scrollHeight;
+  renderCancel();
   tick();
   window.setInterval(tick, 1000);
   if (!ended) follow();
