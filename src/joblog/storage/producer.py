@@ -24,6 +24,7 @@ from joblog.model import Job, JobStatus, PlannedStep, Step, StepStatus
 from joblog.progress import FINISHED_STEP_STATUSES, planned_percent
 from joblog.storage import notify, queries, schema
 from joblog.storage.engine import storage_errors
+from joblog.storage.replica import on_primary
 from joblog.storage.rows import job_from_row, step_from_row, to_naive_utc
 from joblog.storage.store import Store
 
@@ -268,7 +269,8 @@ class ProducerWrites:
         multi-row INSERT, and the change notification. An event without ``ts`` gets
         ``now`` (default: the current time)."""
         default_ts = to_naive_utc(now) if now is not None else utcnow()
-        with storage_errors("storing events"), self._engine.begin() as conn:
+        # Attaching by external ID must see the newest job: never a replica's older view.
+        with on_primary(), storage_errors("storing events"), self._engine.begin() as conn:
             if not self.store.backend.claim_batch_key(conn, f"http:{batch_key}", utcnow()):
                 return False
             rows = _EventRows(conn, self._attach).rows(events, default_ts)
