@@ -1,0 +1,10 @@
+"""tests/integration/test_api_write.py through PgBouncer (a fresh database per test)."""
+
+from tests.integration.test_api_write import (  # noqa: F401 - fixtures, found by name
+    TestEvents,
+    TestHeartbeatAndCancel,
+    TestStartJob,
+    TestSteps,
+    TestUpdateJob,
+    api,
+)
