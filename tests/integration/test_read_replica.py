@@ -19,7 +19,7 @@ from joblog.api.app import create_app
 from joblog.api.read_routing import POSITION_HEADER
 from joblog.api.settings import ApiSettings
 from joblog.exceptions import ConfigError
-from joblog.storage.replica import parse_position
+from joblog.storage.replica import format_position, parse_position
 from joblog.storage.store import Store
 from tests.support.api import ApiClient, LiveServer, api_client, read_sse
 from tests.support.services import HotStandbyPair, free_port
@@ -306,3 +306,16 @@ class TestConfiguration:
             )
             assert response.status_code == 201
             assert POSITION_HEADER not in response.headers
+
+
+class TestPositions:
+    @pytest.mark.parametrize("text", ["0/0", "16/B374D848", "FFFFFFFF/FFFFFFFF", "a/1"])
+    def test_a_position_survives_the_round_trip(self, text: str) -> None:
+        assert format_position(parse_position(text)) == text.upper()
+
+    @pytest.mark.parametrize(
+        "text", ["", "/", "0/", "/0", "1/2/3", "G/0", "0/1FFFFFFFF", "0/0\x00", "\ud800/0", "+1/0"]
+    )
+    def test_anything_else_is_refused(self, text: str) -> None:
+        with pytest.raises(ValueError, match="WAL position"):
+            parse_position(text)

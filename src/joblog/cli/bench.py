@@ -252,6 +252,40 @@ def api(**options: Any) -> None:
     _finish(options["out"])
 
 
+def run_topology_command(
+    backends: str,
+    pg_url: str,
+    mariadb_url: str,
+    out: Path,
+    quick: bool,
+    quiet: bool,
+    duration: float,
+) -> None:
+    from joblog.bench.topology import TopologyConfig, run_topology
+
+    config = TopologyConfig(duration_s=duration)
+    if quick:
+        config = TopologyConfig(duration_s=min(duration, 3.0), rounds=5, contenders=6)
+    chosen = ",".join(b for b in backends.split(",") if b.strip() in ("postgresql", "mariadb"))
+    dbs = databases(chosen, pg_url, mariadb_url, out, "_topology")
+    _run_section(out, "topology", dbs, quiet, lambda reporter: run_topology(dbs, config, reporter))
+
+
+@bench.command()
+@common_options
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1),
+    default=10.0,
+    show_default=True,
+    help="Seconds of each ingest measurement.",
+)
+def topology(**options: Any) -> None:
+    """HTTP ingest per server process vs the library, and three servers on one database."""
+    run_topology_command(**options)
+    _finish(options["out"])
+
+
 @bench.command("all")
 @common_options
 @_sizes_option

@@ -171,6 +171,7 @@ class ReplicaRoute:
         self._replayed = -1
         self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=4096)
         self._down_until = -float("inf")
+        self._primary_retry_at = -float("inf")
 
     def usable(self) -> bool:
         """True when the next read may go to the replica (False also pins the session to
@@ -224,10 +225,14 @@ class ReplicaRoute:
                 return
             self._checked_at = now
             self.stats.lag_checks += 1
-            try:
-                written = self._position(self.primary, self.backend.write_position)
-            except JobLogError:
-                written = None  # the primary is away: the replica is what there is
+            written = None
+            if now >= self._primary_retry_at:
+                try:
+                    written = self._position(self.primary, self.backend.write_position)
+                except JobLogError:
+                    # The primary is away: the replica is what there is; do not make a
+                    # read wait for the primary's connect timeout at every check.
+                    self._primary_retry_at = now + self.retry_after
             if written is not None:
                 self._samples.append((now, written))
             if not self._refresh_replayed():
