@@ -18,13 +18,12 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["HotStandbyPair", "PgBouncer", "ServiceUnavailable", "free_port"]
+__all__ = ["HotStandbyPair", "PgBouncer", "ServiceUnavailable", "free_port", "free_ports"]
 
 
 class ServiceUnavailable(RuntimeError):
@@ -32,9 +31,18 @@ class ServiceUnavailable(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free right now (held together while they are picked)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 def _service_user() -> dict[str, Any]:
@@ -115,8 +123,7 @@ class HotStandbyPair:
 
     def __init__(self) -> None:
         self.bindir = pg_bindir()
-        self.primary_port = free_port()
-        self.standby_port = free_port()
+        self.primary_port, self.standby_port = free_ports(2)
         self.root = Path(tempfile.mkdtemp(prefix="joblog-standby-"))
         self._started: list[Path] = []
 
@@ -353,9 +360,3 @@ class PgBouncer:
     def log(self) -> str:
         path = self.root / "pgbouncer.log"
         return path.read_text(errors="replace") if path.exists() else ""
-
-
-@contextlib.contextmanager
-def started(service: Any) -> Iterator[Any]:
-    with service as running:
-        yield running

@@ -292,8 +292,9 @@ def topology(**options: Any) -> None:
 @_huge_option
 @_keys_option
 @click.option("--skip-api", is_flag=True, help="Leave out the status API benchmark.")
-def all_(skip_api: bool, **options: Any) -> None:
-    """lookup, ingest and api with their defaults (what `make bench` runs)."""
+@click.option("--skip-topology", is_flag=True, help="Leave out the scale-out benchmark.")
+def all_(skip_api: bool, skip_topology: bool, **options: Any) -> None:
+    """lookup, ingest, api and topology with their defaults (what `make bench` runs)."""
     base = {k: options[k] for k in ("backends", "pg_url", "mariadb_url", "out", "quick", "quiet")}
     run_lookup_command(**base, sizes=options["sizes"], huge=options["huge"], keys=options["keys"])
     _finish(options["out"])
@@ -302,3 +303,6 @@ def all_(skip_api: bool, **options: Any) -> None:
     if not skip_api:
         run_api_command(**base, duration=8.0)
     _finish(options["out"])
+    if not skip_topology:
+        run_topology_command(**base, duration=10.0)
+        _finish(options["out"])

@@ -1,9 +1,10 @@
 """The API test modules, run again with joblog behind a real PgBouncer (transaction pooling).
 
-Each module here imports the test classes (and the fixtures they need) of one API test
-module and provides its database fixture instead: a fresh PostgreSQL database, migrated
-over the direct URL (as ``joblog db upgrade`` against the primary would), reached by the
-tests through the session's PgBouncer (``pgbouncer`` in tests/conftest.py).
+Each module here imports the test classes that touch the database (and the fixtures they
+need) of one API test module, and provides its database fixture instead: a fresh
+PostgreSQL database, migrated over the direct URL (as ``joblog db upgrade`` against the
+primary would), reached by the tests through the session's PgBouncer (``pgbouncer`` in
+tests/conftest.py).
 """
 
 from __future__ import annotations

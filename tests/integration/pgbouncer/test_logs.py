@@ -1,7 +1,6 @@
 """tests/integration/test_api_logs.py through PgBouncer."""
 
 from tests.integration.test_api_logs import (  # noqa: F401 - fixtures, found by name
-    TestBadParameters,
     TestFilters,
     TestNdjson,
     TestPagination,

@@ -2,7 +2,6 @@
 
 from tests.integration.test_api_write import (  # noqa: F401 - fixtures, found by name
     TestEvents,
-    TestHeartbeatAndCancel,
     TestStartJob,
     TestSteps,
     TestUpdateJob,
