@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint fmt bench reliability screenshot browser-deps clean
+.PHONY: install demo test lint fmt bench reliability screenshot browser-deps service-deps clean
 
 install: $(STAMP)
 
@@ -21,6 +21,14 @@ browser-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium not found: browser tests will be skipped (install Debian's chromium)"; fi; }
 
+# Debian's PgBouncer for the tests that run the API through it (the harness starts it on a
+# free port; the package's own service is not used).
+service-deps:
+	@command -v pgbouncer >/dev/null 2>&1 || test -x /usr/sbin/pgbouncer || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; \
+	  else echo "pgbouncer not found: the PgBouncer tests will be skipped (install Debian's pgbouncer)"; fi; }
+
 demo: install
 	$(BIN)/joblog demo
 
@@ -33,7 +41,7 @@ fmt: install
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-test: install browser-deps lint
+test: install browser-deps service-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install

@@ -2,6 +2,10 @@
 
 Each test gets a fresh, empty database. A server that cannot be reached makes its tests
 skip with the reason on a developer's machine, and fail under ``CI=true``.
+
+The services some tests need beside the servers, a hot standby (``hot_standby``) and
+PgBouncer (``pgbouncer``), are started here once per session and stopped at its end
+(:mod:`tests.support.services`); the same rule applies when one cannot be started.
 """
 
 from __future__ import annotations
@@ -39,6 +43,13 @@ def _unreachable_reason(backend: str, admin_url: str) -> str | None:
         finally:
             engine.dispose()
     return _reachable[backend]
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip with ``reason``; under CI=true, fail instead."""
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}")
+    pytest.skip(reason)
 
 
 def require_backend(backend: str) -> None:
@@ -96,3 +107,35 @@ def backend(request: pytest.FixtureRequest) -> str:
 def database_url(backend: str, make_database: object) -> str:
     """The URL of a fresh, empty database on the current backend (no tables yet)."""
     return make_database(backend)  # type: ignore[operator]
+
+
+@pytest.fixture(scope="session")
+def hot_standby() -> Iterator[object]:
+    """A PostgreSQL primary and its streaming hot standby of this session's own."""
+    from tests.support.services import HotStandbyPair, ServiceUnavailable
+
+    try:
+        pair = HotStandbyPair().__enter__()
+    except ServiceUnavailable as error:
+        skip_or_fail(f"no hot standby: {error}")
+    try:
+        yield pair
+    finally:
+        pair.stop()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer() -> Iterator[object]:
+    """PgBouncer (transaction pooling) in front of the test PostgreSQL server."""
+    from tests.support.services import PgBouncer, ServiceUnavailable
+
+    require_backend("postgresql")
+    admin = sa.make_url(PG_ADMIN_URL)
+    try:
+        bouncer = PgBouncer((admin.host or "127.0.0.1", admin.port or 5432)).__enter__()
+    except ServiceUnavailable as error:
+        skip_or_fail(f"no PgBouncer: {error}")
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -62,20 +63,33 @@ def clean_message(message: str) -> str:
     return message
 
 
-def dumps_attrs(attrs: dict[str, Any] | None) -> str | None:
+def dumps_attrs(
+    attrs: dict[str, Any] | None, encode: Callable[[dict[str, Any]], str | None] | None = None
+) -> str | None:
     """JSON every backend accepts, whatever ``attrs`` holds: no NaN/Infinity, no NUL or
     lone surrogate, depth and size bounded with visible markers, anything unknown (or
-    circular, or with non-text keys, or whose ``repr`` raises) as its best-effort text."""
+    circular, or with non-text keys, or whose ``repr`` raises) as its best-effort text.
+
+    ``encode``: a faster encoder for what the caller knows to be plain JSON values (the
+    write API's, parsed from JSON); it returns None where it cannot be trusted, and the
+    text it returns gets the same bounds."""
     if not attrs:
         return None
     try:
-        text = json.dumps(attrs, default=_json_default, ensure_ascii=False, allow_nan=False)
+        text = encode(attrs) if encode is not None else None
+        if text is None:
+            text = json.dumps(attrs, default=_json_default, ensure_ascii=False, allow_nan=False)
     except Exception:  # NaN, a circular reference, a tuple key, a raising default
         text = json.dumps(storable(attrs), ensure_ascii=False)
     else:
         # Deep nesting needs at least one bracket a level: count them before walking.
         if text.count("{") + text.count("[") > MAX_ATTRS_DEPTH:
             text = json.dumps(storable(attrs), ensure_ascii=False)
+    return _bounded(text)
+
+
+def _bounded(text: str) -> str:
+    """Encoded attrs without escaped NUL or lone surrogates, cut (with a marker) when long."""
     if "\\u0000" in text:
         text = text.replace("\\u0000", "\\ufffd")
     text = clean_text(text)

@@ -39,6 +39,7 @@ from joblog.api.errors import InputGuard, Refusal, install_error_handlers, json_
 from joblog.api.examples import install_examples
 from joblog.api.hub import ChangeHub
 from joblog.api.metrics import AppMetrics, MetricsMiddleware
+from joblog.api.read_routing import ReadRouting
 from joblog.api.schemas import ErrorBody
 from joblog.api.security import SecurityHeaders
 from joblog.api.sessions import SessionBook
@@ -88,7 +89,12 @@ def create_app(
     if prune_interval is not None:
         settings = dataclasses.replace(settings, prune_interval=prune_interval)
     if store is None:
-        store = Store(url or os.environ.get("JOBLOG_DATABASE_URL") or DEFAULT_URL)
+        store = Store(
+            url or os.environ.get("JOBLOG_DATABASE_URL") or DEFAULT_URL,
+            read_url=settings.read_url,
+            direct_url=settings.direct_url,
+            read_max_lag=settings.read_max_lag,
+        )
         owns_store = True
     else:
         owns_store = False
@@ -151,6 +157,9 @@ def create_app(
     app.state.tracker = None
     app.state.reap_interval = reap_every
     install_error_handlers(app)
+    if store.replica is not None:
+        # Innermost: which database a request reads (a refused request reads nothing).
+        app.add_middleware(ReadRouting, store=store)
     # Inside access control (a client is authenticated first), outside every route.
     app.add_middleware(InputGuard, refusals=_refusals())
     # Inside the metrics middleware, so that refused requests are counted too.

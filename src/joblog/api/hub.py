@@ -3,7 +3,8 @@
 A stream subscribes to the job (or events-only external ID) it follows and reads the
 database only when the hub wakes it. The hub learns of changes two ways:
 
-* PostgreSQL: one ``LISTEN`` connection, in a thread of its own, receives the
+* PostgreSQL: one ``LISTEN`` connection (to the Store's ``direct_url``: a transaction
+  pooler would hand the session to others), in a thread of its own, receives the
   ``NOTIFY`` every committed write sends (:mod:`joblog.storage.notify`). It reconnects
   after a broken link and then wakes every stream, which resumes from its last event ID.
 * Every backend: one shared watcher reads a change mark for *all* followed jobs in a
@@ -141,7 +142,8 @@ class ChangeHub:
         if not keys:
             return
         try:
-            marks = await run_in_threadpool(change_marks, self.store.reads, keys)
+            # The primary's marks: a replica may not have replayed what a NOTIFY announced.
+            marks = await run_in_threadpool(change_marks, self.store.primary_reads, keys)
         except JobLogError as error:  # the database is away: the streams retry on their own
             log.debug("watcher: %s", error)
             return
@@ -156,7 +158,8 @@ class ChangeHub:
 
     def _listen(self) -> None:
         """The LISTEN thread: hands payloads to the loop; reconnects with a backoff."""
-        engine = create_engine(self.store.url, "read", pool_size=1, max_overflow=0)
+        # LISTEN needs a session of its own: never through a transaction pooler.
+        engine = create_engine(self.store.direct_url, "read", pool_size=1, max_overflow=0)
         listener = Listener(engine)
         connected = False
         delay = 0.5

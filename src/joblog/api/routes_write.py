@@ -13,7 +13,6 @@ a running job, 413 body too large, 422 invalid body, 503 database unavailable.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -30,7 +29,7 @@ from joblog.api.write_schemas import EventBatch, JobCreate, JobUpdate, StepCreat
 from joblog.exceptions import InvalidTransition, JobNotFound, StorageError
 from joblog.model import JobStatus, PlannedStep, StepStatus
 from joblog.resolve import Resolver
-from joblog.storage.producer import IncomingEvent, ProducerWrites
+from joblog.storage.producer import ProducerWrites
 
 __all__ = ["router"]
 
@@ -193,30 +192,14 @@ def update_job(any_id: AnyId, body: JobUpdate, request: Request) -> Response:
 def ingest_events(body: EventBatch, request: Request) -> Response:
     """Store a batch of log events atomically, once per ``batch_key``: a batch sent again
     (after a timeout, say) is answered ``duplicate: true`` and not stored twice."""
-    now = datetime.now(UTC)
-    events = [
-        IncomingEvent(
-            level=event.level,
-            message=event.message,
-            ts=event.ts or now,
-            job_id=event.job_id,
-            external_job_id=event.external_job_id,
-            step_seq=event.step_seq,
-            step_id=event.step_id,
-            attrs=event.attrs_text(),
-            trace_id=event.trace_id,
-            span_id=event.span_id,
-        )
-        for event in body.events
-    ]
     metrics: AppMetrics = request.app.state.metrics
     try:
-        stored = _producer(request).ingest_events(body.batch_key, events)
+        stored = _producer(request).ingest_events(body.batch_key, body.events)
     except (JobNotFound, InvalidTransition) as exc:
-        metrics.count_batch("http", "refused", len(events))
+        metrics.count_batch("http", "refused", len(body.events))
         raise InvalidRequest(["body", "events"], str(exc)) from None
     except StorageError:
-        metrics.count_batch("http", "failed", len(events))
+        metrics.count_batch("http", "failed", len(body.events))
         raise
-    metrics.count_batch("http", "stored" if stored else "duplicate", len(events))
-    return json_response({"stored": len(events) if stored else 0, "duplicate": not stored})
+    metrics.count_batch("http", "stored" if stored else "duplicate", len(body.events))
+    return json_response({"stored": len(body.events) if stored else 0, "duplicate": not stored})

@@ -132,7 +132,9 @@ class SessionBook:
         if not _well_formed(secret):
             return None
         assert secret is not None
-        fingerprint = self.store.reads.session_token(_hash(secret), utcnow())
+        # The primary's answer: a replica could still hold a session just ended (or miss
+        # one just opened) for as long as it lags.
+        fingerprint = self.store.primary_reads.session_token(_hash(secret), utcnow())
         if fingerprint is None:
             return None
         role = self.guard.role_of_fingerprint(fingerprint)

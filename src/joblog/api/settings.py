@@ -40,6 +40,12 @@ class ApiSettings:
     abandoned jobs (None: none); ``retention``: prune log events older than this every
     ``prune_interval`` seconds (None: keep all).
 
+    More databases (PostgreSQL; see docs/DEPLOYING.md), used when ``create_app`` opens the
+    Store itself: ``read_url``, a streaming replica that answers the reads it may
+    (:mod:`joblog.storage.replica`), at most ``read_max_lag`` seconds behind;
+    ``direct_url``, the primary without a transaction pooler, for LISTEN and advisory
+    locks when the database URL goes through PgBouncer.
+
     :meth:`from_env` reads each field from its ``JOBLOG_*`` variable (:data:`ENVIRONMENT`),
     the same variables ``joblog serve`` reads, so ``create_app()`` under any ASGI server
     is configured as ``joblog serve`` is.
@@ -62,6 +68,9 @@ class ApiSettings:
     reap_interval: float | None = None
     retention: timedelta | None = None
     prune_interval: float = 3600.0
+    read_url: str | None = field(default=None, repr=False)
+    direct_url: str | None = field(default=None, repr=False)
+    read_max_lag: float = 2.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ApiSettings:
@@ -110,6 +119,8 @@ class ApiSettings:
             raise ValueError("prune_interval must be positive (at most a year)")
         if self.retention is not None and self.retention <= timedelta(0):
             raise ValueError("retention must be positive")
+        if not 0.05 <= self.read_max_lag <= 3600:
+            raise ValueError("read_max_lag must be between 0.05 and 3600 seconds")
 
 
 def _number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -162,5 +173,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "reap_interval": ("JOBLOG_REAP_INTERVAL", _reap),
     "retention": ("JOBLOG_RETENTION", _duration),
     "prune_interval": ("JOBLOG_PRUNE_INTERVAL", _duration_seconds),
+    "read_url": ("JOBLOG_READ_DATABASE_URL", str),
+    "direct_url": ("JOBLOG_DIRECT_DATABASE_URL", str),
+    "read_max_lag": ("JOBLOG_READ_MAX_LAG", _duration_seconds),
 }
 assert set(ENVIRONMENT) <= {f.name for f in fields(ApiSettings)}

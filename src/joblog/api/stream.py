@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -41,6 +41,7 @@ from joblog._config import MAX_BIGINT
 from joblog.api.errors import InvalidRequest
 from joblog.api.hub import ChangeHub, Subscription
 from joblog.api.metrics import AppMetrics
+from joblog.api.read_routing import reads_from_primary
 from joblog.api.schemas import ErrorBody
 from joblog.api.serialize import (
     dumps,
@@ -58,7 +59,8 @@ from joblog.storage.notify import Key
 
 __all__ = ["parse_last_event_id", "router", "state_token"]
 
-router = APIRouter(prefix="/api/v1", tags=["stream"])
+# A stream reads when a commit on the primary told it to: a replica may not have it yet.
+router = APIRouter(prefix="/api/v1", tags=["stream"], dependencies=[Depends(reads_from_primary)])
 
 _LAST_EVENT_ID = re.compile(r"^(\d{1,19})\.([0-9a-f]{1,32})$", re.ASCII)
 

@@ -10,22 +10,26 @@ the schema's lengths, no NUL (PostgreSQL text cannot hold it) and no lone UTF-16
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
+    PlainValidator,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 
 from joblog._otel import is_hex_id
-from joblog._storable import clean_message, dumps_attrs
+from joblog._storable import MAX_MESSAGE_CHARS, clean_message, dumps_attrs
 from joblog.model import Level
 
 __all__ = [
@@ -52,6 +56,10 @@ MAX_BIGINT = 2**63 - 1
 
 def column_text(value: str) -> str:
     """``value`` if a text column of every backend can hold it, else ValueError."""
+    if value.isascii():  # the common case: no lone surrogate possible
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     try:
@@ -61,8 +69,18 @@ def column_text(value: str) -> str:
     return value
 
 
+#: Level names as producers usually spell them, to their stored value (others: Level.parse).
+_LEVEL_NAMES = {
+    spelled: Level.parse(name).value
+    for name in ("DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL", "FATAL")
+    for spelled in (name, name.lower(), name.capitalize())
+}
+
+
 def _free_text(value: str) -> str:
     """Messages are kept, not refused: NUL and lone surrogates become U+FFFD, then cut."""
+    if value.isascii() and len(value) <= MAX_MESSAGE_CHARS and "\x00" not in value:
+        return value  # already storable as it is
     value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return clean_message(value)
 
@@ -76,14 +94,80 @@ FreeText = Annotated[str, AfterValidator(_free_text)]
 Weight = Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)]
 
 
+def _plain_json(value: dict[str, Any]) -> str | None:
+    """orjson's text of values parsed from JSON; None where it may differ from
+    :func:`~joblog._storable.dumps_attrs`' own: orjson writes NaN and Infinity as
+    ``null`` (that one names them), and refuses lone surrogates and huge integers."""
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError:
+        return None
+    return None if b"null" in encoded else encoded.decode()
+
+
 def json_object_text(value: dict[str, Any], what: str) -> str | None:
     """The object as JSON every backend stores (no NaN, no NUL), within the size cap."""
-    text = dumps_attrs(value)
+    text = dumps_attrs(value, _plain_json)
     if text is not None:
         text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
         if len(text.encode("utf-8")) > MAX_JSON_BYTES:
             raise ValueError(f"{what} must serialize to at most {MAX_JSON_BYTES} bytes of JSON")
     return text
+
+
+#: The timestamps producers send: RFC 3339 with seconds, optional fraction and offset.
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(Z|[+-]\d\d:\d\d)?", re.ASCII)
+
+
+def _timestamp(value: Any, parse: ValidatorFunctionWrapHandler) -> datetime:
+    """A timestamp as naive UTC, the form the columns hold (one without offset is UTC).
+
+    The common RFC 3339 forms are read here without the tzinfo calls and ``replace()``
+    that dominated a whole event's validation; anything else is pydantic's to parse.
+    """
+    utc: datetime | None = None
+    if isinstance(value, str) and (form := _RFC3339.fullmatch(value)) is not None:
+        offset = form.group(1)
+        try:
+            if offset is None or offset == "Z":
+                utc = datetime.fromisoformat(value[:-1] if offset else value)
+            else:
+                moment = datetime.fromisoformat(value)  # checks the offset
+                utc = datetime.fromisoformat(value[:-6]) - moment.utcoffset()  # type: ignore[operator]
+        except ValueError:  # e.g. February 30th: pydantic says what is wrong
+            utc = None
+        except OverflowError:
+            raise ValueError("ts is out of range") from None
+    if utc is None:
+        parsed: datetime = parse(value)
+        try:
+            utc = parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+        except OverflowError:
+            raise ValueError("ts is out of range") from None
+    if not 1970 <= utc.year <= 9999:  # MariaDB's DATETIME starts at 1000; be plain
+        raise ValueError("ts must be between 1970 and 9999")
+    return utc
+
+
+#: An event's time, held as naive UTC.
+Timestamp = Annotated[datetime, WrapValidator(_timestamp)]
+
+
+def _attrs_json(value: Any) -> str | None:
+    """An event's ``attrs`` object as the JSON text to store (an empty one: none)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object")
+    return json_object_text(value, "attrs") if value else None
+
+
+#: Sent as a JSON object, held as the JSON text to store: made once, while validating
+#: (a private attribute beside the object cost more than the rest of the event).
+AttrsJson = Annotated[
+    str | None,
+    PlainValidator(_attrs_json, json_schema_input_type=dict[str, Any] | None),
+]
 
 
 class _Body(BaseModel):
@@ -160,9 +244,8 @@ class EventIn(_Body):
     )
     level: str = Field(max_length=16, description="DEBUG, INFO, WARN (WARNING) or ERROR")
     message: FreeText
-    attrs: dict[str, Any] | None = None
-    _attrs_text: str | None = PrivateAttr(default=None)
-    ts: datetime | None = Field(default=None, description="ISO-8601; default: now")
+    attrs: AttrsJson = None
+    ts: Timestamp | None = Field(default=None, description="ISO-8601; default: now")
     trace_id: str | None = Field(
         default=None,
         max_length=32,
@@ -186,22 +269,7 @@ class EventIn(_Body):
     @field_validator("level")
     @classmethod
     def _known_level(cls, value: str) -> str:
-        return Level.parse(value).value
-
-    @field_validator("ts")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)  # a timestamp without offset is taken as UTC
-        try:
-            value = value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("ts is out of range") from None
-        if not 1970 <= value.year <= 9999:  # MariaDB's DATETIME starts at 1000; be plain
-            raise ValueError("ts must be between 1970 and 9999")
-        return value
+        return _LEVEL_NAMES.get(value) or Level.parse(value).value
 
     @model_validator(mode="after")
     def _names_a_job(self) -> EventIn:
@@ -211,12 +279,11 @@ class EventIn(_Body):
             raise ValueError("name the step by step_seq or step_id, not both")
         if self.span_id is not None and self.trace_id is None:
             raise ValueError("a span_id needs its trace_id")
-        self._attrs_text = json_object_text(self.attrs, "attrs") if self.attrs else None
         return self
 
     def attrs_text(self) -> str | None:
-        """``attrs`` as the JSON text to store (computed once, while validating)."""
-        return self._attrs_text
+        """``attrs`` as the JSON text to store (made once, while validating)."""
+        return self.attrs
 
 
 class EventBatch(_Body):

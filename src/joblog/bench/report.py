@@ -429,6 +429,11 @@ def render(
         targets += ingest_targets(ingest)
     if api:
         targets += api_targets(api)
+    topology = sections.get("topology")
+    if topology:
+        from joblog.bench.topology import topology_targets
+
+        targets += topology_targets(topology)
     out += ["## Targets", "", *_table(["target", "measured", "verdict"], targets)]
     for section in (lookup, ingest, api):
         if section and section.get("notes"):
@@ -441,6 +446,10 @@ def render(
         out += _ingest_sections(ingest)
     if api:
         out += _api_sections(api)
+    if topology:
+        from joblog.bench.topology import render_topology
+
+        out += render_topology(topology)
     if analysis:
         out += [
             "## Why the missed targets are missed",
@@ -487,7 +496,8 @@ def write_chart(lookup: dict[str, Any], path: Path) -> None:
 
 def write_report(out_dir: Path) -> Path:
     data_dir = out_dir / ".data"
-    sections = {name: load_section(data_dir, name) for name in ("lookup", "ingest", "api")}
+    names = ("lookup", "ingest", "api", "topology")
+    sections = {name: load_section(data_dir, name) for name in names}
     chart = None
     lookup = sections["lookup"]
     if lookup:

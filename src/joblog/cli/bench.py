@@ -252,14 +252,49 @@ def api(**options: Any) -> None:
     _finish(options["out"])
 
 
+def run_topology_command(
+    backends: str,
+    pg_url: str,
+    mariadb_url: str,
+    out: Path,
+    quick: bool,
+    quiet: bool,
+    duration: float,
+) -> None:
+    from joblog.bench.topology import TopologyConfig, run_topology
+
+    config = TopologyConfig(duration_s=duration)
+    if quick:
+        config = TopologyConfig(duration_s=min(duration, 3.0), rounds=5, contenders=6)
+    chosen = ",".join(b for b in backends.split(",") if b.strip() in ("postgresql", "mariadb"))
+    dbs = databases(chosen, pg_url, mariadb_url, out, "_topology")
+    _run_section(out, "topology", dbs, quiet, lambda reporter: run_topology(dbs, config, reporter))
+
+
+@bench.command()
+@common_options
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1),
+    default=10.0,
+    show_default=True,
+    help="Seconds of each ingest measurement.",
+)
+def topology(**options: Any) -> None:
+    """HTTP ingest per server process vs the library, and three servers on one database."""
+    run_topology_command(**options)
+    _finish(options["out"])
+
+
 @bench.command("all")
 @common_options
 @_sizes_option
 @_huge_option
 @_keys_option
 @click.option("--skip-api", is_flag=True, help="Leave out the status API benchmark.")
-def all_(skip_api: bool, **options: Any) -> None:
-    """lookup, ingest and api with their defaults (what `make bench` runs)."""
+@click.option("--skip-topology", is_flag=True, help="Leave out the scale-out benchmark.")
+def all_(skip_api: bool, skip_topology: bool, **options: Any) -> None:
+    """lookup, ingest, api and topology with their defaults (what `make bench` runs)."""
     base = {k: options[k] for k in ("backends", "pg_url", "mariadb_url", "out", "quick", "quiet")}
     run_lookup_command(**base, sizes=options["sizes"], huge=options["huge"], keys=options["keys"])
     _finish(options["out"])
@@ -268,3 +303,6 @@ def all_(skip_api: bool, **options: Any) -> None:
     if not skip_api:
         run_api_command(**base, duration=8.0)
     _finish(options["out"])
+    if not skip_topology:
+        run_topology_command(**base, duration=10.0)
+        _finish(options["out"])

@@ -130,10 +130,15 @@ def _listen(host: str, port: int) -> socket.socket:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
 
 
-def _open_store(url: str) -> Store:
+def _open_store(url: str, settings: ApiSettings) -> Store:
     try:
-        store = Store(url)
-        store.reads.ping()
+        store = Store(
+            url,
+            read_url=settings.read_url,
+            direct_url=settings.direct_url,
+            read_max_lag=settings.read_max_lag,
+        )
+        store.primary_reads.ping()
     except JobLogError as exc:
         raise click.ClickException(str(exc)) from exc
     return store
@@ -189,6 +194,18 @@ def _display_url(host: str, port: int) -> str:
     help="A TOML file of options (keys as the options' names); flags and JOBLOG_* win.",
 )
 @url_option
+@click.option(
+    "--read-url",
+    envvar="JOBLOG_READ_DATABASE_URL",
+    show_envvar=True,
+    help="A PostgreSQL streaming replica for reads (see docs/DEPLOYING.md).",
+)
+@click.option(
+    "--direct-url",
+    envvar="JOBLOG_DIRECT_DATABASE_URL",
+    show_envvar=True,
+    help="The primary without PgBouncer, for LISTEN and locks, when --url goes through it.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0: any."
@@ -263,6 +280,8 @@ def _display_url(host: str, port: int) -> str:
 )
 def serve_command(
     url: str,
+    read_url: str | None,
+    direct_url: str | None,
     host: str,
     port: int,
     log_level: str,
@@ -302,8 +321,10 @@ def serve_command(
         reap_interval=reap_interval or None,
         retention=retention,
         prune_interval=prune_interval.total_seconds(),
+        read_url=read_url,
+        direct_url=direct_url,
     )
-    store = _open_store(url)
+    store = _open_store(url, settings)
     sock = _listen(host, port)
     bound_port = int(sock.getsockname()[1])
     app = create_app(store=store, settings=settings)

@@ -239,13 +239,15 @@ def detect(engine: sa.Engine | sa.Connection) -> DatabaseState:
     return "empty"
 
 
-def ensure_schema(engine: sa.Engine) -> None:
+def ensure_schema(engine: sa.Engine, *, lock_url: str | sa.URL | None = None) -> None:
     """Make sure a database joblog is about to use has joblog's current schema.
 
     An empty database is upgraded to head; a database at head passes after one query.
     A database behind head, or one the older system built, is left alone and
     ``SchemaError`` says how to upgrade it: changing a shared schema is the operator's
-    decision, not a side effect of opening it.
+    decision, not a side effect of opening it. ``lock_url``: where to take the migration
+    lock and migrate when ``engine`` goes through a transaction pooler (a session lock
+    there would be held by whichever server connection ran it).
     """
     head = head_revision()
     if _read_revision(engine) == head:
@@ -254,7 +256,7 @@ def ensure_schema(engine: sa.Engine) -> None:
         with engine.begin() as connection:
             _ensure_locked(connection, engine.url, head)
         return
-    with _migration_connection(engine.url) as connection:
+    with _migration_connection(lock_url or engine.url) as connection:
         _ensure_locked(connection, engine.url, head)
 
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -24,14 +24,41 @@ from joblog.model import Job, JobStatus, PlannedStep, Step, StepStatus
 from joblog.progress import FINISHED_STEP_STATUSES, planned_percent
 from joblog.storage import notify, queries, schema
 from joblog.storage.engine import storage_errors
+from joblog.storage.replica import on_primary
 from joblog.storage.rows import job_from_row, step_from_row, to_naive_utc
 from joblog.storage.store import Store
 
-__all__ = ["IncomingEvent", "ProducerWrites"]
+__all__ = ["EventFields", "IncomingEvent", "ProducerWrites"]
 
 jobs = schema.job_tracking
 steps = schema.job_steps
 _OPEN = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
+
+
+class EventFields(Protocol):
+    """What :meth:`ProducerWrites.ingest_events` reads of an incoming event (already
+    validated): :class:`IncomingEvent`, or the write API's own validated body."""
+
+    @property
+    def level(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def ts(self) -> datetime | None: ...
+    @property
+    def job_id(self) -> str | None: ...
+    @property
+    def external_job_id(self) -> str | None: ...
+    @property
+    def step_seq(self) -> int | None: ...
+    @property
+    def step_id(self) -> int | None: ...
+    @property
+    def attrs(self) -> str | None: ...  # JSON text
+    @property
+    def trace_id(self) -> str | None: ...
+    @property
+    def span_id(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,74 +261,23 @@ class ProducerWrites:
         assert row is not None
         return job_from_row(row)
 
-    def ingest_events(self, batch_key: str, events: Sequence[IncomingEvent]) -> bool:
-        """Store a batch once: False (and nothing written) if ``batch_key`` was seen."""
-        with storage_errors("storing events"), self._engine.begin() as conn:
+    def ingest_events(
+        self, batch_key: str, events: Sequence[EventFields], *, now: datetime | None = None
+    ) -> bool:
+        """Store a batch once: False (and nothing written) if ``batch_key`` was seen.
+
+        One transaction: the key's claim, the events by COPY (PostgreSQL) or one
+        multi-row INSERT, and the change notification. An event without ``ts`` gets
+        ``now`` (default: the current time)."""
+        default_ts = to_naive_utc(now) if now is not None else utcnow()
+        # Attaching by external ID must see the newest job: never a replica's older view.
+        with on_primary(), storage_errors("storing events"), self._engine.begin() as conn:
             if not self.store.backend.claim_batch_key(conn, f"http:{batch_key}", utcnow()):
                 return False
-            rows: list[EventRow] = []
-            step_ids: dict[tuple[str, int], int] = {}
-            jobs_seen: dict[str, Any] = {}
-            by_external: dict[str, str | None] = {}
-            for event in events:
-                job_id, external_id = event.job_id, event.external_job_id
-                if job_id is None and external_id is not None:
-                    # Attach the event to the newest job holding this external ID, if any;
-                    # otherwise it stays an events-only ID (the log_events tier).
-                    if external_id not in by_external:
-                        by_external[external_id] = self._attach(external_id)
-                    job_id = by_external[external_id]
-                if job_id is not None:
-                    if job_id not in jobs_seen:
-                        jobs_seen[job_id] = _job_row(conn, job_id)
-                    row = jobs_seen[job_id]
-                    if row is None:
-                        raise JobNotFound(job_id)
-                    external_id = external_id or row["external_job_id"]
-                step_id = self._step_id(conn, job_id, event, step_ids)
-                rows.append(
-                    (
-                        job_id,
-                        step_id,
-                        external_id,
-                        event.level,
-                        event.message,
-                        event.attrs,
-                        to_naive_utc(event.ts),
-                        event.trace_id,
-                        event.span_id,
-                    )
-                )
+            rows = _EventRows(conn, self._attach).rows(events, default_ts)
             self.store.backend.insert_events(conn, rows)
             notify.announce(conn, notify.Touched.of_event_rows(rows))
         return True
-
-    @staticmethod
-    def _step_id(
-        conn: sa.Connection,
-        job_id: str | None,
-        event: IncomingEvent,
-        cache: dict[tuple[str, int], int],
-    ) -> int | None:
-        """The step an event names, by seq or ID; it must belong to the event's job."""
-        if event.step_seq is None and event.step_id is None:
-            return None
-        if job_id is None:
-            raise InvalidTransition("an event that names a step must name its job too")
-        if event.step_id is not None:
-            condition = sa.and_(steps.c.job_id == job_id, steps.c.id == event.step_id)
-            key = (job_id, -event.step_id)
-        else:
-            assert event.step_seq is not None
-            condition = sa.and_(steps.c.job_id == job_id, steps.c.seq == event.step_seq)
-            key = (job_id, event.step_seq)
-        if key not in cache:
-            found = conn.execute(sa.select(steps.c.id).where(condition)).scalar()
-            if found is None:
-                which = event.step_id if event.step_id is not None else event.step_seq
-                raise JobNotFound(job_id, f"job {job_id} has no step {which}")
-            cache[key] = int(found)
-        return cache[key]
 
     # -- rules -----------------------------------------------------------------------------
 
@@ -391,6 +367,76 @@ class ProducerWrites:
         if end.percent is not None:
             values["percent_complete"] = end.percent
         return values
+
+
+class _EventRows:
+    """Incoming events as :data:`~joblog._ops.EventRow` tuples, each job, external ID and
+    step looked up once per batch, in the batch's transaction."""
+
+    def __init__(self, conn: sa.Connection, attach: Callable[[str], str | None]) -> None:
+        self._conn = conn
+        self._attach = attach
+        self._jobs: dict[str, Any] = {}
+        self._by_external: dict[str, str | None] = {}
+        self._steps: dict[tuple[str, str, int], int] = {}
+
+    def rows(self, events: Sequence[EventFields], default_ts: datetime) -> list[EventRow]:
+        rows: list[EventRow] = []
+        append = rows.append
+        for event in events:
+            job_id, external_id = event.job_id, event.external_job_id
+            if job_id is None and external_id is not None:
+                # Attach the event to the newest job holding this external ID, if any;
+                # otherwise it stays an events-only ID (the log_events tier).
+                if external_id not in self._by_external:
+                    self._by_external[external_id] = self._attach(external_id)
+                job_id = self._by_external[external_id]
+            if job_id is not None:
+                row = self._jobs.get(job_id)
+                if row is None:
+                    row = self._jobs[job_id] = _job_row(self._conn, job_id)
+                    if row is None:
+                        raise JobNotFound(job_id)
+                external_id = external_id or row["external_job_id"]
+            step_id = (
+                None
+                if event.step_seq is None and event.step_id is None
+                else self._step_id(job_id, event)
+            )
+            ts = event.ts
+            append(
+                (
+                    job_id,
+                    step_id,
+                    external_id,
+                    event.level,
+                    event.message,
+                    event.attrs,
+                    default_ts if ts is None else to_naive_utc(ts),
+                    event.trace_id,
+                    event.span_id,
+                )
+            )
+        return rows
+
+    def _step_id(self, job_id: str | None, event: EventFields) -> int:
+        """The step an event names, by seq or ID; it must belong to the event's job."""
+        if job_id is None:
+            raise InvalidTransition("an event that names a step must name its job too")
+        if event.step_id is not None:
+            key, column, which = (job_id, "id", event.step_id), steps.c.id, event.step_id
+        else:
+            assert event.step_seq is not None
+            key, column, which = (job_id, "seq", event.step_seq), steps.c.seq, event.step_seq
+        found = self._steps.get(key)
+        if found is None:
+            step = self._conn.execute(
+                sa.select(steps.c.id).where(steps.c.job_id == job_id, column == which)
+            ).scalar()
+            if step is None:
+                raise JobNotFound(job_id, f"job {job_id} has no step {which}")
+            self._steps[key] = found = int(step)
+        return found
 
 
 def _next_seq(conn: sa.Connection, job_id: str) -> int:

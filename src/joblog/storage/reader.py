@@ -16,13 +16,14 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from joblog.exceptions import StorageUnavailable
+from joblog.exceptions import JobLogError, StorageUnavailable
 from joblog.model import Job, LegacyFailoverJob, LogEvent, Step
 from joblog.storage import queries
 from joblog.storage.dialects import Backend
 from joblog.storage.dialects.base import Rows
 from joblog.storage.engine import storage_errors
 from joblog.storage.queries import EventFilter, JobFilter
+from joblog.storage.replica import ReplicaRoute
 from joblog.storage.rows import event_from_row, job_from_row, legacy_from_row, step_from_row
 
 __all__ = ["Reader"]
@@ -32,19 +33,54 @@ _ALL_JOBS = JobFilter()
 _ALL_EVENTS = EventFilter()
 
 
-class Reader:
-    """Read-only queries, as model objects."""
+def _a_hit(rows: Rows) -> bool:
+    """A :func:`queries.first_hit` statement's answer names something."""
+    return bool(rows) and rows[0]["hit"] is not None
 
-    def __init__(self, engine: sa.Engine, backend: Backend) -> None:
+
+class Reader:
+    """Read-only queries, as model objects.
+
+    With a ``replica`` route (:mod:`joblog.storage.replica`), reads go to a PostgreSQL
+    replica when it may answer them, else to ``engine`` (the primary's read pool). A read
+    whose answer may mean "not found" passes ``found`` (does the answer hold it?) and is
+    asked of the primary when the replica's does not: replica lag never makes a new job
+    a 404.
+    """
+
+    def __init__(
+        self, engine: sa.Engine, backend: Backend, *, replica: ReplicaRoute | None = None
+    ) -> None:
         self.engine = engine
         self.backend = backend
+        self.replica = replica
 
     # -- the executor ------------------------------------------------------------------------
 
-    def _run(self, work: Callable[[sa.Connection], T]) -> T:
+    def _run(
+        self, work: Callable[[sa.Connection], T], *, found: Callable[[T], bool] | None = None
+    ) -> T:
+        route = self.replica
+        if route is not None and route.usable():
+            try:
+                result = self._attempt(route.engine, work)
+            except JobLogError as error:
+                route.failed(error)
+            else:
+                if found is None or found(result):
+                    route.stats.replica_reads += 1
+                    return result
+                route.missed()
+            route.stats.primary_reads += 1
+        elif route is not None:
+            route.stats.primary_reads += 1
+        return self._attempt(self.engine, work)
+
+    @staticmethod
+    def _attempt(engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
         for attempt in (1, 2):
             try:
-                with storage_errors("reading"), self.engine.connect() as conn:
+                with storage_errors("reading"), engine.connect() as conn:
                     return work(conn)
             except StorageUnavailable as error:
                 cause = error.__cause__
@@ -53,9 +89,19 @@ class Reader:
                     raise
         raise AssertionError("unreachable")
 
-    def rows(self, statement: sa.Executable, params: Mapping[str, Any] | None = None) -> Rows:
-        """Run one statement; its rows as mappings."""
-        return self._run(lambda conn: list(conn.execute(statement, dict(params or {})).mappings()))
+    def rows(
+        self,
+        statement: sa.Executable,
+        params: Mapping[str, Any] | None = None,
+        *,
+        found: Callable[[Rows], bool] | None = None,
+    ) -> Rows:
+        """Run one statement; its rows as mappings. ``found``: whether the rows hold what
+        was looked for (see the class doc)."""
+        return self._run(
+            lambda conn: list(conn.execute(statement, dict(params or {})).mappings()),
+            found=found,
+        )
 
     def rows_many(self, statements: Sequence[tuple[sa.Executable, dict[str, Any]]]) -> list[Rows]:
         """Several statements, in one round trip where the backend can (PostgreSQL)."""
@@ -65,14 +111,14 @@ class Reader:
 
     def first_hit(self, statement: sa.Select[Any], any_id: str) -> str | None:
         """The ``hit`` of a :func:`queries.first_hit` statement for ``any_id``."""
-        found = self.rows(statement, {"any_id": any_id})
+        found = self.rows(statement, {"any_id": any_id}, found=_a_hit)
         return found[0]["hit"] if found else None
 
     def first_hit_with_job(
         self, statement: sa.Select[Any], any_id: str
     ) -> tuple[str | None, Job | None]:
         """The hit of a :func:`queries.first_hit_with_job` statement, and the job row."""
-        found = self.rows(statement, {"any_id": any_id})
+        found = self.rows(statement, {"any_id": any_id}, found=_a_hit)
         if not found or found[0]["hit"] is None:
             return None, None
         row = found[0]
@@ -81,11 +127,11 @@ class Reader:
     # -- one job -------------------------------------------------------------------------------
 
     def get_job(self, job_id: str) -> Job | None:
-        found = self.rows(queries.JOB, {"job_id": job_id})
+        found = self.rows(queries.JOB, {"job_id": job_id}, found=bool)
         return job_from_row(found[0]) if found else None
 
     def get_failover_job(self, job_id: str) -> LegacyFailoverJob | None:
-        found = self.rows(queries.FAILOVER_JOB, {"job_id": job_id})
+        found = self.rows(queries.FAILOVER_JOB, {"job_id": job_id}, found=bool)
         return legacy_from_row(found[0]) if found else None
 
     def running_job_with_external_id(self, external_job_id: str) -> str | None:

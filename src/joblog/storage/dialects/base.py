@@ -95,6 +95,24 @@ class Backend:
         """Several reads; one after another unless the backend can send them at once."""
         return [list(connection.execute(stmt, params).mappings()) for stmt, params in statements]
 
+    # -- replicas (PostgreSQL streaming replication) ------------------------------------
+
+    #: Whether a read replica of this backend can be used (:mod:`joblog.storage.replica`).
+    read_replicas: ClassVar[bool] = False
+
+    def pooled_url(self, url: sa.URL) -> sa.URL:
+        """``url`` as used through a transaction pooler (the Store was given a direct URL
+        beside it): what the pooler cannot keep across transactions is turned off."""
+        return url
+
+    def write_position(self, connection: sa.Connection) -> int | None:
+        """Where the primary's log of changes stands now (None: the backend has none)."""
+        return None
+
+    def replay_position(self, connection: sa.Connection) -> int | None:
+        """How far a replica has replayed the primary's log (a primary: its own position)."""
+        return None
+
     # -- schema changes -----------------------------------------------------------------
 
     @contextlib.contextmanager

@@ -38,6 +38,13 @@ _UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "0
 _TRANSIENT_STATES = frozenset({"40001", "40P01", "55P03", "57014", "55006"})
 
 
+_WRITE_POSITION = sa.text("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
+_REPLAY_POSITION = sa.text(
+    "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
+    " ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn"
+)
+
+
 def prepare_threshold_of(url: sa.URL) -> tuple[sa.URL, int | str | None]:
     """``url`` without joblog's ``prepare_threshold`` query parameter, and its value
     (``"default"`` when absent: psycopg's own default)."""
@@ -52,6 +59,7 @@ def prepare_threshold_of(url: sa.URL) -> tuple[sa.URL, int | str | None]:
 class PostgreSQL(Backend):
     name = "postgresql"
     default_driver = "postgresql+psycopg"
+    read_replicas = True
 
     def url_options(self, url: sa.URL) -> tuple[sa.URL, dict[str, Any]]:
         """``?prepare_threshold=none`` (or a number) sets psycopg's ``prepare_threshold``:
@@ -61,6 +69,20 @@ class PostgreSQL(Backend):
         except ValueError as error:
             raise ConfigError(f"prepare_threshold must be a number or none: {error}") from error
         return url, ({} if threshold == "default" else {"prepare_threshold": threshold})
+
+    def pooled_url(self, url: sa.URL) -> sa.URL:
+        """Prepared statements off, unless the URL sets ``prepare_threshold`` itself: a
+        transaction pooler hands each transaction any server connection, where psycopg's
+        statement ``_pg3_0`` is missing, or is another client's with other SQL."""
+        if "prepare_threshold" in url.query:
+            return url
+        return url.update_query_dict({"prepare_threshold": "none"})
+
+    def write_position(self, connection: sa.Connection) -> int | None:
+        return connection.execute(_WRITE_POSITION).scalar()
+
+    def replay_position(self, connection: sa.Connection) -> int | None:
+        return connection.execute(_REPLAY_POSITION).scalar()
 
     def engine_kwargs(self, url: sa.URL, purpose: Purpose) -> dict[str, Any]:
         connect_args: dict[str, Any] = {
