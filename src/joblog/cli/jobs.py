@@ -1,15 +1,23 @@
-"""``joblog jobs`` and ``joblog logs``: look at jobs and their events from a terminal."""
+"""``joblog jobs``: list jobs, or show one by any ID with its steps.
+
+(``joblog logs`` lives in :mod:`joblog.cli.logs`; this module re-exports it because the
+command registry names this module for it.)
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
+from joblog.api.serialize import job_to_dict, summary_to_dict
 from joblog.cli.common import (
+    SINCE,
     age,
     comma_list,
     duration,
@@ -19,10 +27,11 @@ from joblog.cli.common import (
     terminal,
     url_option,
 )
-from joblog.exceptions import JobLogError, JobNotFound
-from joblog.model import JobStatus, Level
+from joblog.cli.logs import logs_command
+from joblog.exceptions import JobLogError
+from joblog.model import JobStatus
 from joblog.resolve import Resolver
-from joblog.storage.queries import EventFilter, JobFilter
+from joblog.storage.queries import JobFilter
 
 __all__ = ["jobs_command", "logs_command"]
 
@@ -34,7 +43,11 @@ _STATUS_STYLE = {
     "pending": "dim",
 }
 _STATUSES = [s.value for s in JobStatus if s is not JobStatus.UNKNOWN]
-_LEVEL_STYLE = {"DEBUG": "dim", "INFO": "", "WARN": "yellow", "ERROR": "bold red"}
+
+
+def _json_line(value: Any) -> None:
+    """One JSON object, ASCII-only: no byte of the data can act on a terminal."""
+    click.echo(json.dumps(value, ensure_ascii=True))
 
 
 @click.command("jobs")
@@ -47,8 +60,30 @@ _LEVEL_STYLE = {"DEBUG": "dim", "INFO": "", "WARN": "yellow", "ERROR": "bold red
 @click.option("--type", "job_type", help="Only jobs of this job_type.")
 @click.option("--context", "context_id", help="Only jobs of this context_id (e.g. a VM).")
 @click.option("--prefix", "external_id_prefix", help="External ID prefix.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option(
+    "--since",
+    type=SINCE,
+    help="Only jobs created at or after this time: ISO-8601 (naive is UTC) or a duration"
+    " back from now (15m, 2h, 3d).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=20,
+    show_default=True,
+    help="The newest N jobs.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="NDJSON: the API's job object per line (one job: its summary object).",
+)
+@click.option(
+    "--wide",
+    is_flag=True,
+    help="Never fold a cell, even on a terminal (the default when output is not a terminal).",
+)
 @click.argument("job_id", required=False)
 def jobs_command(
     url: str,
@@ -56,11 +91,16 @@ def jobs_command(
     job_type: str | None,
     context_id: str | None,
     external_id_prefix: str | None,
+    since: datetime | None,
     limit: int,
     as_json: bool,
+    wide: bool,
     job_id: str | None,
 ) -> None:
-    """List jobs newest first, or show one job (by any ID) with its steps."""
+    """List jobs newest first, or show one job (by any ID, the API's resolver) with its
+    steps. IDs are never cut: on a narrow terminal they fold onto more lines, and --wide
+    (the default in a pipe) keeps every row on one line. Data is plain text: markup is
+    printed as written and control characters as escapes."""
     status = comma_list(status)
     unknown = [value for value in status if value not in _STATUSES]
     if unknown:
@@ -68,7 +108,7 @@ def jobs_command(
             f"{', '.join(map(repr, unknown))} (choose from {', '.join(_STATUSES)})",
             param_hint="--status",
         )
-    console = terminal()
+    console = terminal(wide=wide)
     store = read_store(url)
     try:
         try:
@@ -81,30 +121,17 @@ def jobs_command(
                     job_type=job_type,
                     context_id=context_id,
                     external_id_prefix=external_id_prefix,
+                    since=since,
                 ),
                 limit=limit,
             )
         finally:
             store.close()
-    except JobNotFound as error:
-        raise click.ClickException(str(error)) from error
     except JobLogError as error:
         raise fail_cleanly(error) from error
     if as_json:
         for job in jobs:
-            click.echo(
-                json.dumps(
-                    {
-                        "id": job.id,
-                        "external_job_id": job.external_job_id,
-                        "job_type": job.job_type,
-                        "operation": job.operation,
-                        "status": job.status.value,
-                        "percent": job.percent_complete,
-                        "created_at": job.created_at.isoformat(),
-                    }
-                )
-            )
+            _json_line(job_to_dict(job))
         return
     # IDs wrap (fold) instead of being cut with an ellipsis: a cut ID cannot be pasted.
     table = Table(
@@ -132,16 +159,7 @@ def _show_job(console: Console, resolver: Resolver, any_id: str, as_json: bool) 
     summary = resolver.resolve(any_id)
     job = summary.job
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "id": job.id,
-                    "status": job.status.value,
-                    "percent": summary.progress.percent,
-                    "resolved_by": summary.resolved_by.value,
-                }
-            )
-        )
+        _json_line(summary_to_dict(summary))
         return
     style = _STATUS_STYLE.get(job.status.value, "")
     console.print(
@@ -171,46 +189,3 @@ def _show_job(console: Console, resolver: Resolver, any_id: str, as_json: bool) 
             plain(step.error_message or ""),
         )
     console.print(table)
-
-
-@click.command("logs")
-@url_option
-@click.option(
-    "--level",
-    "min_level",
-    default="DEBUG",
-    show_default=True,
-    help="Minimum level: DEBUG, INFO, WARN or ERROR.",
-)
-@click.option("--contains", help="Only messages containing this text.")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=200, show_default=True)
-@click.argument("job_id")
-def logs_command(url: str, min_level: str, contains: str | None, limit: int, job_id: str) -> None:
-    """Print a job's log events (the job by any ID)."""
-    try:
-        level = Level.parse(min_level)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--level") from error
-    console = terminal()
-    store = read_store(url)
-    try:
-        try:
-            scope = Resolver(store).locate(job_id).scope
-            events = (
-                []
-                if scope.empty
-                else store.reads.list_events(
-                    job_id=scope.job_id,
-                    external_job_id=scope.external_job_id,
-                    filters=EventFilter(min_level=level, contains=contains),
-                    limit=limit,
-                )
-            )
-        finally:
-            store.close()
-    except JobLogError as error:
-        raise fail_cleanly(error) from error
-    for event in events:
-        style = _LEVEL_STYLE[event.level.value]
-        line = f"{event.ts:%H:%M:%S.%f} {event.level.value:<5} {event.message}"
-        console.print(plain(line, style))

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from joblog.model import JobStatus, Level
+from joblog.model import JobStatus, Level, LogEvent
 from joblog.storage import schema
 from joblog.storage.dialects import Rare
 from joblog.storage.rows import to_naive_utc
@@ -175,10 +175,23 @@ class EventFilter:
     """Filters for a job's log events; every field is optional."""
 
     min_level: Level | None = None
-    step_id: int | None = None
+    #: Events of any of these steps (empty: of any step or none).
+    step_ids: tuple[int, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
     contains: str | None = None
+
+    def matches(self, event: LogEvent) -> bool:
+        """The same test in Python, for events already read (a live tail's new lines)."""
+        if self.min_level is not None and event.level.rank < self.min_level.rank:
+            return False
+        if self.step_ids and event.step_id not in self.step_ids:
+            return False
+        if self.since is not None and event.ts < self.since:
+            return False
+        if self.until is not None and event.ts >= self.until:
+            return False
+        return not self.contains or self.contains.lower() in event.message.lower()
 
 
 _LEVELS_AT_LEAST = {
@@ -262,8 +275,8 @@ def event_list(
         query = query.where(events.c.id < before_id)
     if filters.min_level is not None and filters.min_level is not Level.DEBUG:
         query = query.where(events.c.level.in_(_LEVELS_AT_LEAST[filters.min_level]))
-    if filters.step_id is not None:
-        query = query.where(events.c.step_id == filters.step_id)
+    if filters.step_ids:
+        query = query.where(events.c.step_id.in_(filters.step_ids))
     if filters.since is not None:
         query = query.where(events.c.ts >= to_naive_utc(filters.since))
     if filters.until is not None:
