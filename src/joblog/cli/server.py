@@ -112,11 +112,17 @@ class ServerApi:
     # -- the stream ---------------------------------------------------------------------------
 
     def follow(self, path: str, handle: Callable[[SseEvent], int | None]) -> int:
-        """Read the event stream at ``path`` until ``handle`` returns an exit code,
-        reconnecting with ``Last-Event-ID`` whenever the connection drops."""
+        """Read the event stream at ``path`` until ``handle`` returns an exit code.
+
+        Until the stream first opens, a server that cannot be reached or answers
+        something else is an error (after a few tries if it says "not now"); once it
+        has opened, a dropped connection is opened again with ``Last-Event-ID``, as
+        often as it takes (Ctrl-C stops), after the server's ``retry`` delay.
+        """
         last_id: str | None = None
         delay = 2.0
-        connected = False
+        opened = False
+        refusals = 0
         outage: str | None = None
         while True:
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
@@ -125,7 +131,7 @@ class ServerApi:
             parser = SseParser()
             try:
                 with self._stream(path, headers) as chunks:
-                    connected = True
+                    opened = True
                     if outage is not None:
                         _note("reconnected; resuming after the last event received")
                         outage = None
@@ -138,16 +144,23 @@ class ServerApi:
                 why = "the server closed the stream before the job's end"
             except StreamGarbage as error:
                 raise self.not_joblog(str(error)) from error
-            except httpx.ConnectError as error:
-                if not connected:
-                    raise self.unreachable(error) from error
+            except httpx.TransportError as error:
+                if not opened:
+                    if isinstance(error, httpx.ConnectError):
+                        raise self.unreachable(error) from error
+                    raise self.not_joblog(_why(error)) from error
                 why = _why(error)
-            except (httpx.TransportError, _NotNow) as error:
-                why = _why(error) if isinstance(error, httpx.HTTPError) else str(error)
+            except _NotNow as error:
+                refusals += 1
+                if not opened and refusals > 3:
+                    raise click.ClickException(
+                        f"the joblog server at {self.server}: {error}"
+                    ) from error
+                why = str(error)
             if parser.retry_ms is not None:
                 delay = min(max(parser.retry_ms / 1000, RETRY_BOUNDS[0]), RETRY_BOUNDS[1])
             if outage is None:
-                _note(f"connection lost ({why}); reconnecting every {delay:g}s, Ctrl-C stops")
+                _note(f"stream interrupted ({why}); reconnecting every {delay:g}s, Ctrl-C stops")
                 outage = why
             time.sleep(delay)
 

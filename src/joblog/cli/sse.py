@@ -33,8 +33,8 @@ class SseEvent:
 class SseParser:
     """Feed it bytes as they come; it returns the events completed so far."""
 
-    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
-        self.max_line_bytes = max_line_bytes
+    def __init__(self, max_line_bytes: int | None = None) -> None:
+        self.max_line_bytes = MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
         #: The ID of the newest event, sent back as ``Last-Event-ID`` on reconnect.
         self.last_event_id: str | None = None
         #: The reconnect delay the server asked for, in milliseconds.

@@ -1,0 +1,121 @@
+"""``joblog jobs``: the API's JSON shapes, --since, --wide, and URLs that lead nowhere."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+import joblog
+from joblog.api.serialize import job_to_dict, summary_to_dict
+from joblog.cli import main as cli
+from tests.conftest import MYSQL_ADMIN_URL, PG_ADMIN_URL, require_backend
+
+LONG_EXTERNAL = "unified-live-failover-" + "x" * 60
+
+
+def jobs(*args: str, width: int = 80) -> Result:
+    return CliRunner().invoke(cli, ["jobs", *args], terminal_width=width)
+
+
+@pytest.fixture
+def job_ids(database_url: str) -> list[str]:
+    with joblog.Tracker(database_url) as tracker:
+        ids = []
+        for n in range(3):
+            with tracker.job("failover", "live", external_job_id=f"{LONG_EXTERNAL}-{n}") as job:
+                ids.append(job.id)
+    return ids
+
+
+class TestJson:
+    def test_the_list_is_the_apis_job_object_newest_first(
+        self, database_url: str, job_ids: list[str]
+    ) -> None:
+        result = jobs("--json", "--limit", "2", "--url", database_url)
+        assert result.exit_code == 0, result.output
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [row["id"] for row in rows] == job_ids[::-1][:2]
+        with joblog.Tracker(database_url) as tracker:
+            stored = tracker.store.reads.get_job(job_ids[-1])
+        assert stored is not None
+        assert rows[0] == json.loads(json.dumps(job_to_dict(stored)))
+
+    def test_one_job_is_the_apis_summary(self, database_url: str, job_ids: list[str]) -> None:
+        result = jobs(f"{LONG_EXTERNAL}-1", "--json", "--url", database_url)
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout)
+        with joblog.Tracker(database_url) as tracker:
+            expected = summary_to_dict(tracker.resolve(f"{LONG_EXTERNAL}-1"))
+        assert set(summary) == set(expected)
+        assert summary["job"]["id"] == job_ids[1]
+        assert summary["resolved_by"] == "external_job_id"
+
+
+class TestSince:
+    def test_since_keeps_newer_jobs(self, database_url: str, job_ids: list[str]) -> None:
+        recent = jobs("--json", "--since", "1h", "--url", database_url)
+        assert len(recent.stdout.splitlines()) == 3
+        future = jobs("--json", "--since", "2999-01-01", "--url", database_url)
+        assert future.exit_code == 0 and future.stdout == ""
+
+    def test_since_garbage_is_a_usage_error(self, database_url: str, job_ids: list[str]) -> None:
+        result = jobs("--since", "last tuesday", "--url", database_url)
+        assert result.exit_code == 2 and "--since" in result.output
+
+
+class TestIdsStayWhole:
+    def test_wide_keeps_every_id_on_its_line_on_a_narrow_terminal(
+        self, database_url: str, job_ids: list[str]
+    ) -> None:
+        result = jobs("--wide", "--url", database_url, width=60)
+        assert result.exit_code == 0
+        lines = result.stdout.splitlines()
+        for job_id, n in zip(job_ids, range(3), strict=True):
+            assert any(job_id in line and f"{LONG_EXTERNAL}-{n}" in line for line in lines)
+
+    def test_a_narrow_terminal_folds_but_never_cuts(
+        self, database_url: str, job_ids: list[str]
+    ) -> None:
+        result = jobs("--url", database_url, width=60)
+        assert result.exit_code == 0
+        assert "…" not in result.stdout
+        squeezed = "".join(ch for ch in result.stdout if ch.isalnum() or ch == "-")
+        assert all(job_id.replace("-", "") in squeezed.replace("-", "") for job_id in job_ids)
+
+
+class TestUrlsThatLeadNowhere:
+    def test_an_unsupported_url_is_a_clean_error(self) -> None:
+        result = jobs("--url", "oracle://scott@db/orcl")
+        assert result.exit_code == 1
+        assert "unsupported database 'oracle'" in result.output
+        assert "Traceback" not in result.output
+
+    def test_a_url_that_is_no_url_is_a_clean_error(self) -> None:
+        result = jobs("--url", "::not a url::")
+        assert result.exit_code == 1 and "not a database URL" in result.output
+
+    @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+    def test_a_server_database_that_does_not_exist(self, backend: str) -> None:
+        require_backend(backend)
+        admin = PG_ADMIN_URL if backend == "postgresql" else MYSQL_ADMIN_URL
+        missing = f"joblog_missing_{uuid.uuid4().hex[:8]}"
+        url = sa.make_url(admin).set(database=missing).render_as_string(hide_password=False)
+        for command in (["jobs"], ["logs", "x"], ["cancel", "x"]):
+            result = CliRunner().invoke(cli, [*command, "--url", url])
+            assert result.exit_code == 1, result.output
+            assert missing in result.output  # the driver's own words name it
+            assert "Traceback" not in result.output
+
+    def test_a_sqlite_uri_filename_is_not_created(self, tmp_path: Path) -> None:
+        missing = tmp_path / "typo.db"
+        url = f"sqlite:///file:{missing}?mode=rwc&uri=true"
+        for command in (["jobs"], ["logs", "x"], ["cancel", "x"]):
+            result = CliRunner().invoke(cli, [*command, "--url", url])
+            assert result.exit_code == 1
+            assert "no joblog database at" in result.output
+        assert not missing.exists()
