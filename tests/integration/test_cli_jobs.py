@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -119,3 +121,28 @@ class TestUrlsThatLeadNowhere:
             assert result.exit_code == 1
             assert "no joblog database at" in result.output
         assert not missing.exists()
+
+
+class TestABrokenPipe:
+    def test_a_reader_that_goes_away_ends_logs_quietly_with_141(self, tmp_path: Path) -> None:
+        """Not 1, which ``--follow`` means as "the job failed"; 141 is what a shell reports
+        for a writer that SIGPIPE ended."""
+        url = f"sqlite:///{tmp_path / 'pipe.db'}"
+        with joblog.Tracker(url) as tracker, tracker.job("failover", "live") as job:
+            for n in range(3000):
+                tracker.log_event("INFO", f"line {n}")
+        entry = "from joblog.cli import main; main()"
+        for extra in ([], ["--json"], ["--follow"]):
+            process = subprocess.Popen(
+                [sys.executable, "-c", entry, "logs", job.id, "--url", url, "--limit", "100000"]
+                + extra,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            assert process.stdout is not None and process.stderr is not None
+            process.stdout.readline()
+            process.stdout.close()  # as `| head -1` does
+            errors = process.stderr.read().decode()
+            process.stderr.close()
+            assert process.wait(60) == 141, (extra, errors)
+            assert "Traceback" not in errors and "Exception ignored" not in errors

@@ -231,3 +231,19 @@ class TestPlainText:
         first, second = result.stdout.splitlines()
         assert first.split()[1] == "ERROR"
         assert second == " " * 22 + "second line"
+
+
+class TestHostileOptions:
+    @pytest.mark.parametrize("option", ["--contains", "--step"])
+    @pytest.mark.parametrize("value", ["nul\x00", "lone\udcff"])
+    def test_text_that_no_database_stores_is_a_usage_error(
+        self, url: str, job: dict[str, Any], option: str, value: str
+    ) -> None:
+        result = logs(url, EXTERNAL, option, value)
+        assert result.exit_code == 2, result.output
+        assert option in result.output and "Traceback" not in result.output
+
+    def test_markup_in_a_filter_is_literal_text(self, url: str, job: dict[str, Any]) -> None:
+        assert messages(url, EXTERNAL, "--contains", "[red]x[/]") == [HOSTILE]
+        assert messages(url, EXTERNAL, "--contains", "%") == []
+        assert messages(url, EXTERNAL, "--contains", "_") == []

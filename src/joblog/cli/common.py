@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_URL",
     "DURATION",
+    "EXIT_BROKEN_PIPE",
     "SINCE",
     "Target",
     "age",
@@ -30,10 +34,12 @@ __all__ = [
     "escaped",
     "fail_cleanly",
     "plain",
+    "quiet_broken_pipe",
     "read_store",
     "server_options",
     "target",
     "terminal",
+    "text_option",
     "url_option",
 ]
 
@@ -89,11 +95,37 @@ def target(url: str, server: str | None, token: str | None) -> Target:
         if server is not None and ctx.get_parameter_source("server") is ParameterSource.COMMANDLINE:
             raise click.UsageError("give --url or --server, not both")
         return Target(url)
-    if not server.startswith(("http://", "https://")):
+    if not _is_server_url(server):
         raise click.BadParameter(
             f"'{escaped(server)}' is not an http:// or https:// URL", param_hint="--server"
         )
+    if token and not (token.isascii() and token.isprintable()):
+        raise click.BadParameter("a token is printable ASCII", param_hint="--token")
     return Target(url, server.rstrip("/"), token or None)
+
+
+def _is_server_url(server: str) -> bool:
+    import httpx
+
+    try:
+        parsed = httpx.URL(server)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
+
+
+def text_option(name: str, value: str | None) -> str | None:
+    """A free-text option as storable text: a NUL or a lone surrogate (which a shell can
+    pass from undecodable bytes) is a usage error, not a database or encoding error."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise click.BadParameter("not UTF-8 text", param_hint=name) from None
+    if "\x00" in value:
+        raise click.BadParameter("holds a NUL character", param_hint=name)
+    return value
 
 
 def fail_cleanly(error: JobLogError) -> click.ClickException:
@@ -129,11 +161,30 @@ def plain(value: object, style: str = "") -> Text:
 WIDE = 4096
 
 
+#: The exit status when the reader of the output went away (``| head``): what a shell
+#: reports for a writer ended by SIGPIPE, never 1, which ``logs --follow`` means as "failed".
+EXIT_BROKEN_PIPE = 141
+
+
+def quiet_broken_pipe() -> NoReturn:
+    """Stop at once and quietly, and let the interpreter's last flush of stdout go nowhere
+    instead of raising again."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise SystemExit(EXIT_BROKEN_PIPE)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        quiet_broken_pipe()
+
+
 def terminal(*, wide: bool = False, stderr: bool = False) -> Console:
     """The console for data: no highlighting; when the output is not a terminal (a pipe, a
     file) or ``wide``, wide enough that no table cell is cut, so IDs can be copied whole;
     on a terminal, long IDs fold onto more lines (never an ellipsis)."""
-    console = Console(highlight=False, stderr=stderr)
+    console = _Console(highlight=False, stderr=stderr)
     if wide or not console.is_terminal:
         console.width = WIDE
     return console

@@ -25,6 +25,7 @@ from joblog.cli.common import (
     plain,
     read_store,
     terminal,
+    text_option,
     url_option,
 )
 from joblog.cli.logs import logs_command
@@ -108,6 +109,9 @@ def jobs_command(
             f"{', '.join(map(repr, unknown))} (choose from {', '.join(_STATUSES)})",
             param_hint="--status",
         )
+    job_type = text_option("--type", job_type)
+    context_id = text_option("--context", context_id)
+    external_id_prefix = text_option("--prefix", external_id_prefix)
     console = terminal(wide=wide)
     store = read_store(url)
     try:

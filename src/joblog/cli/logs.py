@@ -12,8 +12,10 @@ import click
 from joblog.cli.common import (
     SINCE,
     comma_list,
+    quiet_broken_pipe,
     server_options,
     target,
+    text_option,
     url_option,
 )
 from joblog.cli.follow import (
@@ -133,6 +135,8 @@ def logs_command(
     except KeyboardInterrupt:
         click.echo("", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:  # --json goes through click.echo, not the console
+        quiet_broken_pipe()
 
 
 def _logs(
@@ -157,8 +161,11 @@ def _logs(
             "0 prints nothing; it is for --follow (only new events)", param_hint="--limit"
         )
     where = target(url, server, token)
-    selection = StepSelection(comma_list(step_values))
-    filters = EventFilter(min_level=level, since=since, contains=contains or None)
+    contains = text_option("--contains", contains) or None
+    selection = StepSelection(
+        comma_list(tuple(text_option("--step", v) or "" for v in step_values))
+    )
+    filters = EventFilter(min_level=level, since=since, contains=contains)
     printer = LogPrinter(as_json=as_json)
     source = open_source(where, job_id)
     try:
@@ -171,9 +178,7 @@ def _logs(
             ids = selection.step_ids(job_steps)
             if not ids:
                 return  # the chosen steps have not started: they have no events yet
-            filters = EventFilter(
-                min_level=level, step_ids=ids, since=since, contains=contains or None
-            )
+            filters = EventFilter(min_level=level, step_ids=ids, since=since, contains=contains)
         printer.print(source.newest_events(filters, None, limit))
     except StreamGarbage as error:
         raise click.ClickException(f"not a joblog answer: {error}") from error
