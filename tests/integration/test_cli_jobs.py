@@ -132,10 +132,10 @@ class TestABrokenPipe:
             for n in range(3000):
                 tracker.log_event("INFO", f"line {n}")
         entry = "from joblog.cli import main; main()"
+        command = [sys.executable, "-c", entry, "logs", job.id, "--url", url, "--limit", "100000"]
         for extra in ([], ["--json"], ["--follow"]):
             process = subprocess.Popen(
-                [sys.executable, "-c", entry, "logs", job.id, "--url", url, "--limit", "100000"]
-                + extra,
+                [*command, *extra],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
