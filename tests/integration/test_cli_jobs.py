@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,77 +14,132 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 import joblog
+from joblog.api.app import create_app
 from joblog.api.serialize import job_to_dict, summary_to_dict
+from joblog.api.settings import ApiSettings
+from joblog.cli import jobs as jobs_module
 from joblog.cli import main as cli
-from tests.conftest import MYSQL_ADMIN_URL, PG_ADMIN_URL, require_backend
+from tests.conftest import BACKENDS, MYSQL_ADMIN_URL, PG_ADMIN_URL, require_backend
+from tests.support.api import LiveServer, backend_database
 
 LONG_EXTERNAL = "unified-live-failover-" + "x" * 60
+READ = "read-token-0123456789abcdef"
 
 
 def jobs(*args: str, width: int = 80) -> Result:
     return CliRunner().invoke(cli, ["jobs", *args], terminal_width=width)
 
 
-@pytest.fixture
-def job_ids(database_url: str) -> list[str]:
-    with joblog.Tracker(database_url) as tracker:
+@pytest.fixture(scope="module", params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from backend_database(request, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def job_ids(url: str) -> list[str]:
+    with joblog.Tracker(url) as tracker:
         ids = []
         for n in range(3):
-            with tracker.job("failover", "live", external_job_id=f"{LONG_EXTERNAL}-{n}") as job:
+            steps = ["check [/]", "boot"]
+            with tracker.job(
+                "failover", "live", external_job_id=f"{LONG_EXTERNAL}-{n}", steps=steps
+            ) as job:
+                with job.step("check [/]"):
+                    tracker.log_event("INFO", "checked")
                 ids.append(job.id)
     return ids
 
 
+@pytest.fixture(scope="module")
+def server(url: str, job_ids: list[str]) -> Iterator[str]:
+    with LiveServer(create_app(url, settings=ApiSettings(read_tokens=(READ,)))) as live:
+        yield live.url
+
+
 class TestJson:
     def test_the_list_is_the_apis_job_object_newest_first(
-        self, database_url: str, job_ids: list[str]
+        self, url: str, job_ids: list[str]
     ) -> None:
-        result = jobs("--json", "--limit", "2", "--url", database_url)
+        result = jobs("--json", "--limit", "2", "--url", url)
         assert result.exit_code == 0, result.output
         rows = [json.loads(line) for line in result.stdout.splitlines()]
         assert [row["id"] for row in rows] == job_ids[::-1][:2]
-        with joblog.Tracker(database_url) as tracker:
+        with joblog.Tracker(url) as tracker:
             stored = tracker.store.reads.get_job(job_ids[-1])
         assert stored is not None
         assert rows[0] == json.loads(json.dumps(job_to_dict(stored)))
 
-    def test_one_job_is_the_apis_summary(self, database_url: str, job_ids: list[str]) -> None:
-        result = jobs(f"{LONG_EXTERNAL}-1", "--json", "--url", database_url)
+    def test_one_job_is_the_apis_summary(self, url: str, job_ids: list[str]) -> None:
+        result = jobs(f"{LONG_EXTERNAL}-1", "--json", "--url", url)
         assert result.exit_code == 0, result.output
         summary = json.loads(result.stdout)
-        with joblog.Tracker(database_url) as tracker:
+        with joblog.Tracker(url) as tracker:
             expected = summary_to_dict(tracker.resolve(f"{LONG_EXTERNAL}-1"))
         assert set(summary) == set(expected)
         assert summary["job"]["id"] == job_ids[1]
         assert summary["resolved_by"] == "external_job_id"
 
 
+class TestThroughAServer:
+    @pytest.mark.parametrize("args", [["--json"], ["--json", "--status", "completed,running"]])
+    def test_the_list_is_what_the_database_gives(
+        self, url: str, server: str, job_ids: list[str], args: list[str]
+    ) -> None:
+        direct = jobs(*args, "--url", url)
+        remote = jobs(*args, "--server", server, "--token", READ)
+        assert direct.exit_code == remote.exit_code == 0, remote.output
+        assert remote.stdout == direct.stdout and len(remote.stdout.splitlines()) == 3
+
+    def test_one_job_is_what_the_database_gives(
+        self, url: str, server: str, job_ids: list[str]
+    ) -> None:
+        any_id = f"{LONG_EXTERNAL}-2"
+        direct = jobs(any_id, "--json", "--url", url)
+        remote = jobs(any_id, "--json", "--server", server, "--token", READ)
+        assert json.loads(remote.stdout) == json.loads(direct.stdout)
+        shown = jobs(any_id, "--server", server, "--token", READ, width=200)
+        assert shown.exit_code == 0 and "check [/]" in shown.stdout and job_ids[2] in shown.stdout
+
+    def test_pages_through_the_api(
+        self, server: str, job_ids: list[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(jobs_module, "_PAGE", 1)
+        result = jobs("--json", "--limit", "3", "--server", server, "--token", READ)
+        assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == job_ids[::-1]
+
+    def test_unknown_id_and_missing_token(self, server: str, job_ids: list[str]) -> None:
+        unknown = jobs("no-such-job", "--server", server, "--token", READ)
+        assert (
+            unknown.exit_code == 1 and "no job is known by the ID 'no-such-job'" in unknown.output
+        )
+        no_token = jobs("--server", server)
+        assert no_token.exit_code == 1 and "wants a token" in no_token.output
+
+
 class TestSince:
-    def test_since_keeps_newer_jobs(self, database_url: str, job_ids: list[str]) -> None:
-        recent = jobs("--json", "--since", "1h", "--url", database_url)
+    def test_since_keeps_newer_jobs(self, url: str, job_ids: list[str]) -> None:
+        recent = jobs("--json", "--since", "1h", "--url", url)
         assert len(recent.stdout.splitlines()) == 3
-        future = jobs("--json", "--since", "2999-01-01", "--url", database_url)
+        future = jobs("--json", "--since", "2999-01-01", "--url", url)
         assert future.exit_code == 0 and future.stdout == ""
 
-    def test_since_garbage_is_a_usage_error(self, database_url: str, job_ids: list[str]) -> None:
-        result = jobs("--since", "last tuesday", "--url", database_url)
+    def test_since_garbage_is_a_usage_error(self, url: str, job_ids: list[str]) -> None:
+        result = jobs("--since", "last tuesday", "--url", url)
         assert result.exit_code == 2 and "--since" in result.output
 
 
 class TestIdsStayWhole:
     def test_wide_keeps_every_id_on_its_line_on_a_narrow_terminal(
-        self, database_url: str, job_ids: list[str]
+        self, url: str, job_ids: list[str]
     ) -> None:
-        result = jobs("--wide", "--url", database_url, width=60)
+        result = jobs("--wide", "--url", url, width=60)
         assert result.exit_code == 0
         lines = result.stdout.splitlines()
         for job_id, n in zip(job_ids, range(3), strict=True):
             assert any(job_id in line and f"{LONG_EXTERNAL}-{n}" in line for line in lines)
 
-    def test_a_narrow_terminal_folds_but_never_cuts(
-        self, database_url: str, job_ids: list[str]
-    ) -> None:
-        result = jobs("--url", database_url, width=60)
+    def test_a_narrow_terminal_folds_but_never_cuts(self, url: str, job_ids: list[str]) -> None:
+        result = jobs("--url", url, width=60)
         assert result.exit_code == 0
         assert "…" not in result.stdout
         squeezed = "".join(ch for ch in result.stdout if ch.isalnum() or ch == "-")
@@ -133,7 +189,7 @@ class TestABrokenPipe:
                 tracker.log_event("INFO", f"line {n}")
         entry = "from joblog.cli import main; main()"
         command = [sys.executable, "-c", entry, "logs", job.id, "--url", url, "--limit", "100000"]
-        for extra in ([], ["--json"], ["--follow"]):
+        for extra in (["--json"], ["--follow"]):  # click.echo, and the console
             process = subprocess.Popen(
                 [*command, *extra],
                 stdout=subprocess.PIPE,

@@ -95,6 +95,24 @@ class ServerApi:
             delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def get(
+        self, path: str, params: dict[str, Any] | None = None, *, any_id: str | None = None
+    ) -> dict[str, Any]:
+        """The JSON object of a 200 answer; a ClickException for any other (an unknown
+        ``any_id`` says so)."""
+        status, body = self.call("GET", path, params)
+        if status == 200:
+            return body
+        if status == 404 and body.get("error") == "job_not_found":
+            raise click.ClickException(
+                f"no job is known by the ID '{escaped(any_id or body.get('id'))}'"
+            )
+        detail = body.get("detail") or body.get("error") or body
+        raise click.ClickException(
+            f"the joblog server at {self.server} refused the request ({status}):"
+            f" {_short(str(detail))}"
+        )
+
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         status = response.status_code
         if status >= 500:

@@ -169,16 +169,7 @@ class ServerSource:
         self.api.close()
 
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        status, body = self.api.call("GET", path, params)
-        if status == 200:
-            return body
-        if status == 404 and body.get("error") == "job_not_found":
-            raise click.ClickException(f"no job is known by the ID '{escaped(self.any_id)}'")
-        detail = body.get("detail") or body.get("error") or body
-        raise click.ClickException(
-            f"the joblog server at {self.api.server} refused the request ({status}):"
-            f" {escaped(str(detail))[:300]}"
-        )
+        return self.api.get(path, params, any_id=self.any_id)
 
 
 def _events(api: ServerApi, raw: Any) -> list[LogEvent]:
