@@ -63,6 +63,22 @@ def tracker(url: str) -> Iterator[joblog.Tracker]:
 log = logging.getLogger("follow-test")
 
 
+@pytest.fixture
+def following(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set once an in-process follow has printed its tail and says "following job": a
+    producer that waits for it writes only what the follow must read live."""
+    started = threading.Event()
+    note = follow_module.Follower._note
+
+    def noted(self: follow_module.Follower, message: str) -> None:
+        note(self, message)
+        if message.startswith("following job"):
+            started.set()
+
+    monkeypatch.setattr(follow_module.Follower, "_note", noted)
+    return started
+
+
 class TestOnADatabase:
     @pytest.mark.parametrize(("ending", "code"), [("complete", 0), ("fail", 1), ("cancel", 2)])
     def test_an_ended_job_prints_its_tail_and_exits_with_its_status(
@@ -82,7 +98,9 @@ class TestOnADatabase:
         assert f"job {job.id} {job.status.value}" in result.stderr
         assert "\x1b" not in result.output
 
-    def test_a_live_job_every_line_once_in_order(self, url: str, tracker: joblog.Tracker) -> None:
+    def test_a_live_job_every_line_once_in_order(
+        self, url: str, tracker: joblog.Tracker, following: threading.Event
+    ) -> None:
         started = threading.Event()
 
         def produce() -> None:
@@ -90,6 +108,7 @@ class TestOnADatabase:
                 holder.append(job.id)
                 tracker.flush(10)
                 started.set()
+                assert following.wait(60)
                 for name in ("one", "two"):
                     with job.step(name):
                         for n in range(10):
@@ -101,6 +120,7 @@ class TestOnADatabase:
         thread.start()
         assert started.wait(30)
         result = follow(holder[0], "--url", url, "--level", "INFO")
+        following.set()
         thread.join(30)
         assert result.exit_code == 0, result.output
         expected = [f"{name} {n}" for name in ("one", "two") for n in range(10)]
@@ -108,7 +128,7 @@ class TestOnADatabase:
         assert "step 2 two: completed" in result.stderr
 
     def test_json_and_a_step_that_starts_while_following(
-        self, url: str, tracker: joblog.Tracker
+        self, url: str, tracker: joblog.Tracker, following: threading.Event
     ) -> None:
         started = threading.Event()
         holder: list[str] = []
@@ -118,7 +138,7 @@ class TestOnADatabase:
                 holder.append(job.id)
                 tracker.flush(10)
                 started.set()
-                time.sleep(0.3)
+                assert following.wait(60)
                 for name in ("one", "two"):
                     with job.step(name):
                         for n in range(3):
@@ -128,6 +148,7 @@ class TestOnADatabase:
         thread.start()
         assert started.wait(30)
         result = follow(holder[0], "--url", url, "--step", "two", "--json")
+        following.set()
         thread.join(30)
         assert result.exit_code == 0, result.output
         events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -306,6 +327,7 @@ class FakeServer:
 
     stream: list[bytes]
     hold: bool = False
+    summary: dict[str, Any] | None = None
     requests: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -333,9 +355,12 @@ class FakeServer:
                 head += chunk
             request = head.decode("latin-1")
             self.requests.append(request)
-            if "/logs" in request.split("\r\n", 1)[0]:
+            target = request.split("\r\n", 1)[0]
+            if "/logs" in target:
                 body = b'{"events": [], "next_cursor": null, "next_before_id": null}'
                 answer = http_answer(200, "application/json", body)
+            elif "/stream" not in target:
+                answer = http_answer(200, "application/json", json.dumps(self.summary).encode())
             else:
                 answer = self.stream[min(answered, len(self.stream) - 1)]
                 answered += 1
@@ -370,22 +395,26 @@ def frame(event: str, data: Any, event_id: str) -> str:
 JOB = {"id": "job-1", "status": "running", "percent_complete": 0}
 
 
-def snapshot(recent: list[dict[str, Any]] | None = None) -> str:
-    summary = {"job": JOB, "steps": [], "recent_events": recent or []}
+def snapshot(steps: list[dict[str, Any]] | None = None) -> str:
+    summary = {"job": JOB, "steps": steps or [], "recent_events": []}
     return frame("snapshot", summary, "0.aa")
 
 
-def log_line(n: int) -> str:
+def log_line(n: int, step_id: str | None = None) -> str:
     event = {"id": n, "level": "INFO", "message": f"line {n}", "ts": "2026-01-01T00:00:00Z"}
-    return frame("log", event, f"{n}.aa")
+    return frame("log", {**event, "step_id": step_id}, f"{n}.aa")
+
+
+def step(step_id: str | None, name: str, status: str) -> dict[str, Any]:
+    return {"id": step_id, "seq": None if step_id is None else 1, "name": name, "status": status}
 
 
 @pytest.fixture
 def fake() -> Iterator[Callable[..., FakeServer]]:
     made: list[FakeServer] = []
 
-    def make(*stream: bytes, hold: bool = False) -> FakeServer:
-        server = FakeServer(list(stream), hold=hold)
+    def make(*stream: bytes, hold: bool = False, summary: Any = None) -> FakeServer:
+        server = FakeServer(list(stream), hold=hold, summary=summary)
         made.append(server)
         return server
 
@@ -410,6 +439,28 @@ class TestServersThatAnswerGarbage:
         assert "last-event-id" not in streams[0].lower()
         assert "Last-Event-ID: 3.aa" in streams[1]
 
+    def test_a_line_of_a_step_not_seen_yet_is_not_dropped(
+        self, fake: Callable[..., FakeServer]
+    ) -> None:
+        """The stream read the state just before the step's row and its lines were
+        committed: the line comes first, and the follower looks the step up."""
+        server = fake(
+            sse_answer(
+                snapshot([step(None, "two", "pending")]),
+                log_line(1, step_id="77"),
+                log_line(2, step_id="78"),
+                frame("end", {"status": "completed"}, "2.bb"),
+            ),
+            summary={
+                "job": JOB,
+                "steps": [step("77", "two", "running"), step("78", "other", "running")],
+            },
+        )
+        result = follow("job-1", "--server", server.url, "--step", "two")
+        assert result.exit_code == 0, result.output
+        assert lines_of(result) == ["line 1"]
+        assert "step 1 two: running" in result.stderr
+
     @pytest.mark.parametrize(
         ("answer", "why"),
         [
@@ -423,6 +474,7 @@ class TestServersThatAnswerGarbage:
             (sse_answer("event: snapshot\ndata: {}\n\n"), "without a list of steps"),
             (sse_answer(snapshot(), 'event: log\ndata: {"id": "x"}\n\n'), "not one"),
             (sse_answer(snapshot(), 'event: end\ndata: {"status": "exploded"}\n\n'), ""),
+            (sse_answer(snapshot([step("x1", "a", "running")])), "ID is not a number: 'x1'"),
         ],
     )
     def test_garbage_is_a_clean_error(
@@ -463,22 +515,13 @@ class TestServersThatAnswerGarbage:
 
 class TestEventsBeforeTheFollow:
     def test_limit_zero_prints_only_new_lines(
-        self, url: str, tracker: joblog.Tracker, monkeypatch: pytest.MonkeyPatch
+        self, url: str, tracker: joblog.Tracker, following: threading.Event
     ) -> None:
         """Lines stored before the follow starts are skipped; lines after it are printed."""
         job = tracker.start_job("failover", "live")
         with job.activate():
             log.info("old")
         tracker.flush(10)
-        following = threading.Event()
-        note = follow_module.Follower._note
-
-        def noted(self: follow_module.Follower, message: str) -> None:
-            note(self, message)
-            if message.startswith("following job"):
-                following.set()
-
-        monkeypatch.setattr(follow_module.Follower, "_note", noted)
 
         def produce() -> None:
             assert following.wait(60)

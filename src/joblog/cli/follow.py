@@ -80,7 +80,8 @@ class StepSelection:
 
     def step_ids(self, steps: Iterable[dict[str, Any]]) -> tuple[int, ...]:
         """The stored steps picked (declared steps not started yet have no ID)."""
-        return tuple(sorted({int(s["id"]) for s in steps if s.get("id") and self.picks(s)}))
+        picked = {_step_id(step) for step in steps if self.picks(step)}
+        return tuple(sorted(step_id for step_id in picked if step_id is not None))
 
     def check(self, steps: Sequence[dict[str, Any]]) -> None:
         """A usage error naming the values that no step of the job (stored or declared)
@@ -97,6 +98,17 @@ class StepSelection:
                 f" (its steps: {known})",
                 param_hint="--step",
             )
+
+
+def _step_id(step: dict[str, Any]) -> int | None:
+    """A step's row ID (a string in the API: a 63-bit integer); None for a declared step."""
+    value = step.get("id")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StreamGarbage(f"a step whose ID is not a number: {value!r}") from None
 
 
 def steps_of(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -128,6 +140,8 @@ class Follower:
         self._base = filters
         self._filters = filters
         self._steps: dict[str, dict[str, Any]] = {}
+        self._step_ids: set[int] = set()
+        self._looked_up: set[int] = set()
         self._started = False
 
     def __call__(self, event: SseEvent) -> int | None:
@@ -182,15 +196,27 @@ class Follower:
         key = str(step.get("id") or f"seq:{step.get('seq')}")
         before = self._steps.get(key)
         self._steps[key] = step
-        if self.selection and step.get("id") and self.selection.picks(step):
+        step_id = _step_id(step)
+        if step_id is not None:
+            self._step_ids.add(step_id)
+        if self.selection and step_id is not None and self.selection.picks(step):
             ids = self.selection.step_ids(self._steps.values())
             self._filters = replace(self._base, step_ids=ids)
         if announce and (before is None or before.get("status") != step.get("status")):
             self._note(f"step {step.get('seq')} {step.get('name')}: {step.get('status')}")
 
     def _wanted(self, line: LogEvent) -> bool:
-        if self.selection and not self._filters.step_ids:
-            return False  # none of the chosen steps has started: none of their lines yet
+        if self.selection:
+            if line.step_id is None:
+                return False
+            if line.step_id not in self._step_ids and line.step_id not in self._looked_up:
+                # The line came in the same round as its step's row, read just after the
+                # round's state: learn the step now rather than drop the line.
+                self._looked_up.add(line.step_id)
+                for step in steps_of(self.source.summary()):
+                    self._step(step, announce=True)
+            if not self._filters.step_ids:
+                return False  # none of the chosen steps has started: none of their lines yet
         return self._filters.matches(line)
 
     def _note(self, message: str) -> None:
