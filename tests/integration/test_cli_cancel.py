@@ -116,7 +116,6 @@ class TestOnADatabase:
             ("no-such-job", "no job is known by the ID 'no-such-job'"),
             ("legacy-1", "is a legacy failover_jobs row"),
             ("events-only-1", "is known only from log events"),
-            ("nul\x00", "no job is known"),
             ("\x1b[2J[red]x", "no job is known by the ID '\\x1b[2J[red]x'"),
         ],
     )

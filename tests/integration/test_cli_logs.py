@@ -111,21 +111,6 @@ class TestNewestFirstChosen:
         result = logs(url, EXTERNAL, "--json")
         assert result.stdout.isascii()
 
-    def test_limit_zero_without_follow_is_a_usage_error(
-        self, url: str, job: dict[str, Any]
-    ) -> None:
-        result = logs(url, EXTERNAL, "--limit", "0")
-        assert result.exit_code == 2
-        assert "it is for --follow" in result.output
-
-    @pytest.mark.parametrize("limit", ["-1", "100001", str(10**30), "ten"])
-    def test_a_limit_out_of_range_is_a_usage_error(
-        self, url: str, job: dict[str, Any], limit: str
-    ) -> None:
-        result = logs(url, EXTERNAL, "--limit", limit)
-        assert result.exit_code == 2
-        assert "--limit" in result.output and "Traceback" not in result.output
-
 
 class TestFilters:
     def test_step_by_name(self, url: str, job: dict[str, Any]) -> None:
@@ -167,17 +152,6 @@ class TestFilters:
         self, url: str, job: dict[str, Any], since: str, expected: list[str]
     ) -> None:
         assert messages(url, EVENTS_ONLY, "--since", since) == expected
-
-    @pytest.mark.parametrize(
-        "since", ["yesterday", "2026-13-45", "999999999d", "0s", "-5m", "\x00", "\ud800"]
-    )
-    def test_since_garbage_is_a_usage_error(
-        self, url: str, job: dict[str, Any], since: str
-    ) -> None:
-        result = logs(url, EVENTS_ONLY, "--since", since)
-        assert result.exit_code == 2, result.output
-        assert "--since" in result.output and "Traceback" not in result.output
-        assert "\x00" not in result.output
 
 
 class TestEveryIdTheApiResolves:
@@ -234,16 +208,47 @@ class TestPlainText:
 
 
 class TestHostileOptions:
-    @pytest.mark.parametrize("option", ["--contains", "--step"])
-    @pytest.mark.parametrize("value", ["nul\x00", "lone\udcff"])
-    def test_text_that_no_database_stores_is_a_usage_error(
-        self, url: str, job: dict[str, Any], option: str, value: str
-    ) -> None:
-        result = logs(url, EXTERNAL, option, value)
-        assert result.exit_code == 2, result.output
-        assert option in result.output and "Traceback" not in result.output
-
     def test_markup_in_a_filter_is_literal_text(self, url: str, job: dict[str, Any]) -> None:
         assert messages(url, EXTERNAL, "--contains", "[red]x[/]") == [HOSTILE]
         assert messages(url, EXTERNAL, "--contains", "%") == []
         assert messages(url, EXTERNAL, "--contains", "_") == []
+
+
+class TestUsageErrorsNeedNoDatabase:
+    """Refused before any database is opened: the same on every backend."""
+
+    NOWHERE = "sqlite:///no/such/dir/joblog.db"
+
+    def test_limit_zero_without_follow(self) -> None:
+        result = logs(self.NOWHERE, EXTERNAL, "--limit", "0")
+        assert result.exit_code == 2
+        assert "it is for --follow" in result.output
+
+    @pytest.mark.parametrize("limit", ["-1", "100001", str(10**30), "ten"])
+    def test_a_limit_out_of_range(self, limit: str) -> None:
+        result = logs(self.NOWHERE, EXTERNAL, "--limit", limit)
+        assert result.exit_code == 2
+        assert "--limit" in result.output and "Traceback" not in result.output
+
+    @pytest.mark.parametrize(
+        "since", ["yesterday", "2026-13-45", "999999999d", "0s", "-5m", "\x00", "\ud800"]
+    )
+    def test_since_garbage(self, since: str) -> None:
+        result = logs(self.NOWHERE, EVENTS_ONLY, "--since", since)
+        assert result.exit_code == 2, result.output
+        assert "--since" in result.output and "Traceback" not in result.output
+        assert "\x00" not in result.output
+
+    @pytest.mark.parametrize("option", ["--contains", "--step"])
+    @pytest.mark.parametrize("value", ["nul\x00", "lone\udcff"])
+    def test_text_that_no_database_stores(self, option: str, value: str) -> None:
+        result = logs(self.NOWHERE, EXTERNAL, option, value)
+        assert result.exit_code == 2, result.output
+        assert option in result.output and "Traceback" not in result.output
+
+    @pytest.mark.parametrize("any_id", ["nul\x00", "lone\ud800", "a" * 300])
+    def test_an_id_no_tier_can_hold(self, any_id: str) -> None:
+        result = logs(self.NOWHERE, any_id)
+        assert result.exit_code == 1
+        assert "no job is known by the ID" in result.output
+        assert not any(ch in result.output for ch in "\x00\ud800")

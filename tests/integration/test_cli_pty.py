@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pexpect
 import pytest
@@ -156,12 +155,3 @@ class TestUnderAPseudoTerminal:
         output = child.before or ""
         assert child.exitstatus == 130, output
         assert "Traceback" not in output and "Aborted" not in output
-
-
-def test_the_module_uses_a_real_terminal(tmp_path: Path) -> None:
-    """The CLI sees a terminal under pexpect (so the tests above are what an operator sees)."""
-    child = pexpect.spawn(
-        sys.executable, ["-c", "import sys; print(sys.stdout.isatty())"], encoding="utf-8"
-    )
-    child.expect(pexpect.EOF)
-    assert "True" in (child.before or "")

@@ -215,7 +215,7 @@ def read_store(url: str) -> Store:
         raise fail_cleanly(error) from error
     try:
         with storage_errors("opening the database"):
-            present = sa.inspect(store.engine).has_table("job_tracking")
+            present = sa.inspect(store.reads.engine).has_table("job_tracking")
     except JobLogError as error:
         store.close()
         raise fail_cleanly(error) from error
