@@ -19,6 +19,7 @@ from joblog.api.serialize import event_to_dict
 from joblog.cli import main as cli
 from joblog.model import Level, LogEvent
 from joblog.storage import schema
+from joblog.storage.queries import EventFilter
 from tests.conftest import BACKENDS
 from tests.support.api import backend_database
 
@@ -252,3 +253,35 @@ class TestUsageErrorsNeedNoDatabase:
         assert result.exit_code == 1
         assert "no job is known by the ID" in result.output
         assert not any(ch in result.output for ch in "\x00\ud800")
+
+
+class TestTheFilterInPython:
+    """EventFilter.matches (a live tail's new lines) agrees with the SQL filter."""
+
+    @pytest.mark.parametrize(
+        "filters",
+        [
+            {"min_level": Level.WARN},
+            {"contains": "DISK"},
+            {"contains": "[red]"},
+            {"contains": "%"},
+            {"since": datetime(2020, 1, 1, tzinfo=UTC)},
+            {"since": datetime(2999, 1, 1, tzinfo=UTC)},
+            {"step": "validate"},
+            {"step": "validate", "min_level": Level.INFO, "contains": "check"},
+        ],
+    )
+    def test_matches_what_the_database_selects(
+        self, url: str, job: dict[str, Any], filters: dict[str, Any]
+    ) -> None:
+        chosen_filters = dict(filters)
+        step = chosen_filters.pop("step", None)
+        steps = (job[step],) if step else ()
+        event_filter = EventFilter(step_ids=steps, **chosen_filters)
+        with joblog.Tracker(url) as tracker:
+            every = tracker.store.reads.list_events(job_id=job["id"], limit=1000)
+            chosen = tracker.store.reads.list_events(
+                job_id=job["id"], filters=event_filter, limit=1000
+            )
+        assert chosen == [event for event in every if event_filter.matches(event)]
+        assert (chosen and len(chosen) < len(every)) or filters.get("contains") == "%"
