@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-__all__ = ["DEFAULT_URL", "MAX_BIGINT", "MAX_ID_LENGTH", "parse_duration"]
+__all__ = ["DEFAULT_URL", "MAX_BIGINT", "MAX_ID_LENGTH", "parse_duration", "parse_timestamp"]
 
 #: The database when none is given: a SQLite file in the working directory.
 DEFAULT_URL = "sqlite:///joblog.db"
@@ -30,3 +30,18 @@ def parse_duration(value: str) -> timedelta:
     if not 0 < amount <= 1e9:
         raise ValueError(f"{value!r} must be a positive duration")
     return timedelta(seconds=amount * _UNITS[unit])
+
+
+def parse_timestamp(value: str) -> datetime:
+    """ISO-8601 (``Z`` or an offset; naive means UTC) as an aware UTC datetime;
+    ValueError for anything else, a date out of the calendar's range included."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{value!r} is not an ISO-8601 time like 2026-01-31T12:00:00Z") from None

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import joblog
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_AND_DRIVERS = (
     "fastapi",
@@ -137,3 +139,57 @@ def test_read_commands_run_without_extras(tmp_path: Path) -> None:
         tmp_path,
     )
     assert out.split() == ["0", "''"]
+
+
+def test_logs_and_cancel_run_without_extras(tmp_path: Path) -> None:
+    """On a database: logs (NDJSON), cancel; --follow on a database URL names its extra."""
+    out = run_without(
+        SERVER_AND_DRIVERS,
+        """
+        import json
+        import joblog
+        from click.testing import CliRunner
+        from joblog.cli import main
+
+        url = "sqlite:///core.db"
+        tracker = joblog.Tracker(url)
+        job = tracker.start_job("failover", "live", external_job_id="core-1")
+        with job.activate():
+            tracker.log_event("INFO", "hello")
+        tracker.flush(10)
+        logs = CliRunner().invoke(main, ["logs", "core-1", "--url", url, "--json"])
+        print(logs.exit_code, json.loads(logs.stdout)["job_id"] == job.id)
+        cancel = CliRunner().invoke(main, ["cancel", "core-1", "--url", url])
+        print(cancel.exit_code)
+        follow = CliRunner().invoke(main, ["logs", "core-1", "--url", url, "--follow"])
+        print(follow.exit_code, "pip install 'joblog[server]'" in follow.output)
+        job.complete()
+        tracker.close()
+        """,
+        tmp_path,
+    )
+    assert out.split() == ["0", "True", "0", "3", "True"]
+
+
+def test_following_through_a_server_needs_no_extra(tmp_path: Path) -> None:
+    from joblog.api.app import create_app
+    from joblog.api.settings import ApiSettings
+    from tests.support.api import LiveServer
+
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    with joblog.Tracker(url) as tracker, tracker.job("failover", "live") as job:
+        tracker.log_event("INFO", "served line")
+    with LiveServer(create_app(url, settings=ApiSettings())) as server:
+        out = run_without(
+            SERVER_AND_DRIVERS,
+            f"""
+            from click.testing import CliRunner
+            from joblog.cli import main
+
+            args = ["logs", {job.id!r}, "--follow", "--server", {server.url!r}]
+            result = CliRunner().invoke(main, args)
+            print(result.exit_code, result.stdout.split()[-2:])
+            """,
+            tmp_path,
+        )
+    assert out.split() == ["0", "['served',", "'line']"]

@@ -12,7 +12,7 @@ import binascii
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from joblog._config import MAX_BIGINT
+from joblog._config import MAX_BIGINT, parse_timestamp
 from joblog._otel import is_hex_id
 from joblog.api.errors import InvalidRequest
 from joblog.model import JobStatus, Level
@@ -59,15 +59,9 @@ def parse_datetime(name: str, value: str | None) -> datetime | None:
     """ISO-8601 (``Z`` or an offset; naive means UTC) as an aware UTC datetime."""
     if value is None or value == "":
         return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            return moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
+        return parse_timestamp(value)
+    except ValueError:
         raise InvalidRequest(
             ["query", name], "not an ISO-8601 datetime, e.g. 2026-01-31T12:00:00Z"
         ) from None

@@ -124,7 +124,7 @@ async def job_logs(
     """
     filters = EventFilter(
         min_level=params.parse_level(min_level),
-        step_id=step_id,
+        step_ids=() if step_id is None else (step_id,),
         since=params.parse_datetime("since", since),
         until=params.parse_datetime("until", until),
         contains=params.parse_text("contains", contains),

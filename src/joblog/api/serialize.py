@@ -12,10 +12,12 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from joblog.model import Job, JobSummary, LegacyFailoverJob, LogEvent, Progress, Step
+from joblog._config import parse_timestamp
+from joblog.model import Job, JobSummary, LegacyFailoverJob, Level, LogEvent, Progress, Step
 
 __all__ = [
     "dumps",
+    "event_from_dict",
     "event_to_dict",
     "iso",
     "job_to_dict",
@@ -87,6 +89,40 @@ def event_to_dict(event: LogEvent) -> dict[str, Any]:
         "trace_id": event.trace_id,
         "span_id": event.span_id,
     }
+
+
+def event_from_dict(data: Any) -> LogEvent:
+    """An :func:`event_to_dict` object read back (from the API, the stream); ValueError
+    when it is not one."""
+    if not isinstance(data, dict):
+        raise ValueError("an event is a JSON object")
+    try:
+        step_id = data.get("step_id")
+        attrs = data.get("attrs")
+        return LogEvent(
+            id=_integer(data["id"]),
+            job_id=_text_or_none(data.get("job_id")),
+            step_id=None if step_id is None else _integer(step_id),
+            external_job_id=_text_or_none(data.get("external_job_id")),
+            level=Level.parse(str(data["level"])),
+            message=str(data["message"]),
+            attrs=attrs if isinstance(attrs, dict) else None,
+            ts=parse_timestamp(str(data["ts"])),
+            trace_id=_text_or_none(data.get("trace_id")),
+            span_id=_text_or_none(data.get("span_id")),
+        )
+    except KeyError as missing:
+        raise ValueError(f"an event needs {missing}") from None
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"not an ID: {value!r}")
+    return int(value)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def progress_to_dict(progress: Progress) -> dict[str, Any]:

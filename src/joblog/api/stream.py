@@ -28,9 +28,10 @@ import contextlib
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import anyio
 from fastapi import APIRouter, Depends, Request
@@ -57,7 +58,7 @@ from joblog.model import Job, JobSummary, LogEvent, ResolvedBy, Step
 from joblog.resolve import Located, Resolver
 from joblog.storage.notify import Key
 
-__all__ = ["parse_last_event_id", "router", "state_token"]
+__all__ = ["follow_in_process", "parse_last_event_id", "router", "state_token"]
 
 # A stream reads when a commit on the primary told it to: a replica may not have it yet.
 router = APIRouter(prefix="/api/v1", tags=["stream"], dependencies=[Depends(reads_from_primary)])
@@ -361,3 +362,28 @@ async def job_stream(any_id: str, request: Request) -> Response:
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class _InProcess:
+    """What :func:`_follow` asks of a request, for a follower in this process: it never
+    disconnects and has no change hub, so the stream reads every ``poll_interval``."""
+
+    app = SimpleNamespace(state=SimpleNamespace(hub=None))
+
+    async def is_disconnected(self) -> bool:
+        return False
+
+
+def follow_in_process(
+    resolver: Resolver,
+    located: Located,
+    settings: ApiSettings | None = None,
+    resume: tuple[int, str] | None = None,
+) -> AsyncGenerator[bytes, None]:
+    """The stream of what :meth:`Resolver.locate` found, frame by frame as this route
+    sends it, without a server: ``joblog logs --follow`` on a database URL reads it."""
+    summary = resolver.summary(located)
+    source = _Source(resolver, located)
+    request = cast(Request, _InProcess())
+    frames = _follow(request, source, summary, resume, settings or ApiSettings())
+    return cast(AsyncGenerator[bytes, None], frames)

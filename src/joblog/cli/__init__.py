@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "db": ("joblog.cli.db", "db", None),
     "jobs": ("joblog.cli.jobs", "jobs_command", None),
     "logs": ("joblog.cli.jobs", "logs_command", None),
+    "cancel": ("joblog.cli.cancel", "cancel_command", None),
     "reap": ("joblog.cli.maintenance", "reap_command", None),
     "prune": ("joblog.cli.maintenance", "prune_command", None),
     "replay": ("joblog.cli.replay", "replay_command", None),

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from joblog.model import JobStatus, Level
+from joblog.model import JobStatus, Level, LogEvent
 from joblog.storage import schema
 from joblog.storage.dialects import Rare
 from joblog.storage.rows import to_naive_utc
@@ -188,12 +188,27 @@ class EventFilter:
     digits) keeps the events of one OpenTelemetry trace."""
 
     min_level: Level | None = None
-    step_id: int | None = None
+    #: Events of any of these steps (empty: of any step or none).
+    step_ids: tuple[int, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
     contains: str | None = None
     #: OpenTelemetry trace ID (32 lowercase hex digits): only the events of that trace.
     trace_id: str | None = None
+
+    def matches(self, event: LogEvent) -> bool:
+        """The same test in Python, for events already read (a live tail's new lines)."""
+        if self.min_level is not None and event.level.rank < self.min_level.rank:
+            return False
+        if self.step_ids and event.step_id not in self.step_ids:
+            return False
+        if self.since is not None and event.ts < self.since:
+            return False
+        if self.until is not None and event.ts >= self.until:
+            return False
+        if self.trace_id is not None and event.trace_id != self.trace_id:
+            return False
+        return not self.contains or self.contains.lower() in event.message.lower()
 
 
 _LEVELS_AT_LEAST = {
@@ -278,8 +293,8 @@ def event_list(
         query = query.where(events.c.id < before_id)
     if filters.min_level is not None and filters.min_level is not Level.DEBUG:
         query = query.where(events.c.level.in_(_LEVELS_AT_LEAST[filters.min_level]))
-    if filters.step_id is not None:
-        query = query.where(events.c.step_id == filters.step_id)
+    if filters.step_ids:
+        query = query.where(events.c.step_id.in_(filters.step_ids))
     if filters.trace_id is not None:
         query = query.where(events.c.trace_id == filters.trace_id)
     if filters.since is not None:
