@@ -20,7 +20,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -89,7 +89,8 @@ class Located:
     ``job_id`` is the internal job (None for events whose producer never made a job row,
     and for legacy rows); ``external_job_id`` the ID the job's events carry when the
     match was by one; ``legacy`` the failover_jobs row of tier ``failover_jobs``; ``job``
-    the job row when it was read in the same round trip.
+    the job row when it was read in the same round trip, and ``state`` then that row with
+    the job's state columns (:func:`joblog.storage.queries.job_state`).
     """
 
     tier: ResolvedBy
@@ -97,6 +98,7 @@ class Located:
     external_job_id: str | None
     legacy: LegacyFailoverJob | None = None
     job: Job | None = None
+    state: Mapping[str, Any] | None = None
 
     @property
     def scope(self) -> EventScope:
@@ -182,8 +184,9 @@ class Resolver:
         if not is_resolvable(any_id):
             raise JobNotFound(any_id if isinstance(any_id, str) else repr(any_id))
         statement = self._statement(tuple(tiers), with_job)
+        state = None
         if with_job:
-            hit, job = self.store.reads.first_hit_with_job(statement, any_id)
+            hit, job, state = self.store.reads.first_hit_with_job(statement, any_id)
         else:
             hit, job = self.store.reads.first_hit(statement, any_id), None
         if hit is None:
@@ -194,7 +197,7 @@ class Resolver:
             external = any_id if tier is ResolvedBy.EXTERNAL_JOB_ID else None
             if job is not None:
                 external = job.external_job_id
-            return Located(tier, value, external, job=job)
+            return Located(tier, value, external, job=job, state=state)
         if tier is ResolvedBy.LOG_EVENTS:
             return Located(tier, value or None, any_id, job=job)
         legacy = self.store.reads.get_failover_job(any_id)

@@ -24,6 +24,7 @@ from joblog import __version__
 from joblog._config import DEFAULT_URL
 from joblog.api import failover, routes_jobs, routes_login, routes_ops, routes_write, stream
 from joblog.api.auth import TokenGuard, bearer_scheme, install_access_control
+from joblog.api.cache import SummaryCache
 from joblog.api.errors import InputGuard, Refusal, install_error_handlers, json_refusal
 from joblog.api.hub import ChangeHub
 from joblog.api.metrics import MetricsMiddleware, RequestMetrics
@@ -125,9 +126,11 @@ def create_app(
         store, external_id_policy=settings.external_id_policy, attach=resolver.attach
     )
     app.state.metrics = RequestMetrics()
-    app.state.hub = ChangeHub(
+    app.state.hub = hub = ChangeHub(
         store, poll_interval=settings.poll_interval, safety_interval=settings.safety_interval
     )
+    app.state.summaries = summaries = SummaryCache()
+    hub.on_change.append(lambda keys: summaries.forget(key for kind, key in keys if kind == "j"))
     app.state.tracker = None
     app.state.reap_interval = reap_every
     install_error_handlers(app)

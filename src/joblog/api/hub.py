@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,9 @@ class ChangeHub:
         self._marks: dict[Key, tuple[Any, ...]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
+        #: Called (on the event loop) with the keys of every change heard, followed or
+        #: not: the summary cache forgets those jobs.
+        self.on_change: list[Callable[[list[Key]], None]] = []
 
     # -- subscribing ----------------------------------------------------------------------
 
@@ -107,6 +110,9 @@ class ChangeHub:
 
     def wake(self, keys: Iterable[Key]) -> None:
         """Wake every stream following one of ``keys`` (on the event loop)."""
+        keys = list(keys)
+        for callback in self.on_change:
+            callback(keys)
         for key in keys:
             for subscription in self._subscribers.get(key, ()):
                 subscription.wake()

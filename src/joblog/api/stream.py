@@ -16,14 +16,14 @@ and an app run without its lifespan (no hub) poll every ``poll_interval``. Event
 * ``end``: {status, error_message} once the job is terminal; then the stream closes.
 
 Every event's ``id`` is ``<last log event id>.<state token>``, the token a short hash of the
-job's status, percent, steps and children. A client reconnecting with ``Last-Event-ID`` gets
+job's status, percent, steps and children (:func:`joblog.api.state.state_token`, which
+the status routes' ETag extends). A client reconnecting with ``Last-Event-ID`` gets
 the log events after that ID, and the state events only if the token changed meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -48,12 +48,14 @@ from joblog.api.serialize import (
     summary_to_dict,
 )
 from joblog.api.settings import ApiSettings
+from joblog.api.state import legacy_token, state_token
 from joblog.exceptions import JobNotFound, StorageError
 from joblog.model import Job, JobSummary, LogEvent, ResolvedBy, Step
 from joblog.resolve import Located, Resolver
 from joblog.storage.notify import Key
+from joblog.storage.rows import job_from_row
 
-__all__ = ["parse_last_event_id", "router", "state_token"]
+__all__ = ["parse_last_event_id", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
 
@@ -89,18 +91,6 @@ def _step_mark(step: Step) -> tuple[Any, ...]:
     return (step.status.value, step.started_at, step.completed_at, step.error_message)
 
 
-def state_token(job: Job, steps: Sequence[Step], children: Sequence[Job]) -> str:
-    """A short hash of everything the state events report."""
-    parts = [repr(_job_mark(job))]
-    parts += [f"{_step_key(s)}={_step_mark(s)!r}" for s in steps if _step_key(s) is not None]
-    parts += [f"{c.id}={_job_mark(c)!r}" for c in children]
-    return hashlib.blake2b("|".join(parts).encode(), digest_size=6).hexdigest()
-
-
-def _summary_token(summary: JobSummary) -> str:
-    return state_token(summary.job, summary.steps, summary.children)
-
-
 @dataclass(slots=True)
 class _Poll:
     """One round of reads: the summary when the state changed, and the new log events."""
@@ -133,22 +123,29 @@ class _Source:
         token, summary = self._state(known_token)
         return _Poll(token, summary, self._events(after_id, limit))
 
+    def token_of(self, summary: JobSummary) -> str:
+        """The state token of the summary this source was opened with."""
+        if summary.legacy is not None:
+            return legacy_token(summary.legacy)
+        if self.located.state is not None:
+            return state_token(self.located.state)
+        return "0"  # events-only: no state events, ever
+
     def _state(self, known_token: str | None) -> tuple[str | None, JobSummary | None]:
         located = self.located
         if located.legacy is not None:
             summary = self.resolver.summary(self.resolver.locate(located.legacy.job_id))
-            token = _summary_token(summary)
+            token = self.token_of(summary)
             return token, (summary if token != known_token else None)
         if located.job_id is None or located.tier is ResolvedBy.LOG_EVENTS:
             return None, None
-        job, steps, children = self.resolver.store.reads.state_of(located.job_id)
-        if job is None:
+        row = self.resolver.store.reads.job_with_state(located.job_id)
+        if row is None:
             return known_token, None
-        token = state_token(job, steps, children)
+        token = state_token(row)
         if token == known_token:
             return token, None
-        summary = self.resolver.summarize(job, located.tier)
-        return _summary_token(summary), summary
+        return token, self.resolver.summarize(job_from_row(row), located.tier)
 
     def _events(self, after_id: int, limit: int) -> list[LogEvent]:
         if self.scope.empty:
@@ -241,7 +238,7 @@ async def _follow(
     yield f"retry: {settings.retry_ms}\n\n".encode()
     if resume is None:
         tail = max((event.id for event in summary.recent_events), default=0)
-        cursor = _Cursor(log_id=tail, token=_summary_token(summary))
+        cursor = _Cursor(log_id=tail, token=source.token_of(summary))
         cursor.seen(summary)
         yield _frame("snapshot", summary_to_dict(summary), f"{cursor.log_id}.{cursor.token}")
         known: str | None = cursor.token

@@ -27,10 +27,12 @@ __all__ = [
     "HIT_SEPARATOR",
     "JOB",
     "JOB_SORTS",
+    "JOB_WITH_STATE",
     "PING",
     "RECENT_DURATIONS",
     "RECENT_EVENTS",
     "RUNNING_WITH_EXTERNAL_ID",
+    "STATE_COLUMNS",
     "STEPS_OF",
     "TIER_CONTEXT_ID",
     "TIER_EXTERNAL_JOB_ID",
@@ -43,6 +45,7 @@ __all__ = [
     "first_hit",
     "first_hit_with_job",
     "job_list",
+    "job_state",
 ]
 
 jobs = schema.job_tracking
@@ -97,15 +100,54 @@ def first_hit(probes: Sequence[sa.Select[Any]]) -> sa.Select[Any]:
 
 
 def first_hit_with_job(probes: Sequence[sa.Select[Any]]) -> sa.Select[Any]:
-    """:func:`first_hit` and, when the hit names a job, that job's row: one round trip."""
+    """:func:`first_hit` and, when the hit names a job, that job's row and its
+    :func:`job_state`: one round trip."""
     located = first_hit(probes).subquery("located")
     job_id = sa.func.substr(located.c.hit, 3)
-    return sa.select(located.c.hit, jobs).select_from(located.outerjoin(jobs, jobs.c.id == job_id))
+    return sa.select(located.c.hit, jobs, *job_state(jobs)).select_from(
+        located.outerjoin(jobs, jobs.c.id == job_id)
+    )
+
+
+#: The columns :func:`job_state` adds, in order.
+STATE_COLUMNS = (
+    "state_newest_event",
+    "state_steps",
+    "state_finished_steps",
+    "state_children",
+    "state_finished_children",
+    "state_child_change",
+)
+
+
+def job_state(job: Any) -> list[sa.ColumnElement[Any]]:
+    """What moves a job's live view besides its own row, for the job row ``job`` of the
+    enclosing query: its newest event ID, its steps and finished steps (a step starts
+    once and finishes once), its children, finished children and their latest update.
+    Each an index probe, so a change is seen without reading the steps, events or
+    children themselves (the ETag, the stream's state token, the change hub)."""
+    child = jobs.alias("state_child")
+
+    def scalar(column: Any, table: Any, *where: Any) -> sa.ScalarSelect[Any]:
+        return sa.select(column).select_from(table).where(*where).scalar_subquery()
+
+    own = steps.c.job_id == job.c.id
+    kids = Rare(child.c.parent_job_id == job.c.id)
+    columns = [
+        scalar(sa.func.max(events.c.id), events, events.c.job_id == job.c.id),
+        scalar(sa.func.count(steps.c.id), steps, own),
+        scalar(sa.func.count(steps.c.completed_at), steps, own),
+        scalar(sa.func.count(child.c.id), child, kids),
+        scalar(sa.func.count(child.c.completed_at), child, kids),
+        scalar(sa.func.max(child.c.updated_at), child, kids),
+    ]
+    return [column.label(name) for column, name in zip(columns, STATE_COLUMNS, strict=True)]
 
 
 # -- one job ---------------------------------------------------------------------------------
 
 JOB = sa.select(jobs).where(jobs.c.id == _job_id)
+JOB_WITH_STATE = sa.select(jobs, *job_state(jobs)).where(jobs.c.id == _job_id)
 STEPS_OF = sa.select(steps).where(steps.c.job_id == _job_id).order_by(steps.c.seq)
 RECENT_EVENTS = (
     sa.select(events)

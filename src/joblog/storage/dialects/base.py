@@ -25,10 +25,12 @@ if TYPE_CHECKING:
 
     from joblog._ops import EventRow
 
-__all__ = ["Backend", "DialectName", "ErrorKind", "Purpose", "Rare", "Rows"]
+__all__ = ["Backend", "DialectName", "ErrorKind", "Purpose", "Rare", "RawResult", "Rows"]
 
 #: The rows of one read, as mappings of column name to value.
 Rows = Sequence[Mapping[Any, Any]]
+#: The column names and the row tuples of one read, as the driver returned them.
+RawResult = tuple[tuple[str, ...], Sequence[Sequence[Any]]]
 
 DialectName = Literal["sqlite", "postgresql", "mysql"]
 #: What an engine is for: reads (autocommit, no pre-ping), writes, or a migration run.
@@ -94,6 +96,21 @@ class Backend:
     ) -> list[Rows]:
         """Several reads; one after another unless the backend can send them at once."""
         return [list(connection.execute(stmt, params).mappings()) for stmt, params in statements]
+
+    def fetch(self, dbapi: Any, statements: Sequence[tuple[str, Any]]) -> list[RawResult]:
+        """Compiled reads run on a DBAPI connection: each one's column names and row
+        tuples, as the driver returns them. One after another unless the backend can
+        send them at once."""
+        results: list[RawResult] = []
+        for sql, args in statements:
+            cursor = dbapi.cursor()
+            try:
+                cursor.execute(sql, args)
+                names = tuple(column[0] for column in cursor.description)
+                results.append((names, cursor.fetchall()))
+            finally:
+                cursor.close()
+        return results
 
     # -- schema changes -----------------------------------------------------------------
 
