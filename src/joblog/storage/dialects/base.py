@@ -124,11 +124,20 @@ class Backend:
         op.execute(f"ALTER TABLE {table} ADD COLUMN {column_ddl}")
 
     def create_index_online(
-        self, op: Operations, name: str, table: str, columns: Sequence[str], *, unique: bool = False
+        self,
+        op: Operations,
+        name: str,
+        table: str,
+        columns: Sequence[str],
+        *,
+        unique: bool = False,
+        where: str | None = None,
     ) -> None:
-        """Build an index without blocking writers; may be run again."""
+        """Build an index without blocking writers; may be run again. ``where`` makes it
+        partial (PostgreSQL and SQLite; MariaDB has no partial indexes)."""
         kind = "UNIQUE INDEX" if unique else "INDEX"
-        op.execute(f"CREATE {kind} IF NOT EXISTS {name} ON {table} ({', '.join(columns)})")
+        partial = f" WHERE {where}" if where else ""
+        op.execute(f"CREATE {kind} IF NOT EXISTS {name} ON {table} ({', '.join(columns)}){partial}")
 
     def drop_index_online(self, op: Operations, name: str, table: str) -> None:
         op.execute(f"DROP INDEX IF EXISTS {name}")
@@ -153,6 +162,10 @@ class Rare(FunctionElement[bool]):
     inherit_cache = True
     name = "rare"
     type = sa.Boolean()
+    # A comparison, not a boolean value: without this, MySQL's compiler (no native
+    # boolean) renders ``(parent_job_id = %s) = 1``, which no index serves (a full scan
+    # of job_tracking for every children lookup).
+    _is_implicitly_boolean = True
 
 
 @compiles(Rare)

@@ -165,13 +165,23 @@ class PostgreSQL(Backend):
         op.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column_ddl}")
 
     def create_index_online(
-        self, op: Operations, name: str, table: str, columns: Sequence[str], *, unique: bool = False
+        self,
+        op: Operations,
+        name: str,
+        table: str,
+        columns: Sequence[str],
+        *,
+        unique: bool = False,
+        where: str | None = None,
     ) -> None:
         kind = "UNIQUE INDEX" if unique else "INDEX"
+        partial = f" WHERE {where}" if where else ""
         with op.get_context().autocommit_block():
             # A failed CONCURRENTLY build leaves an INVALID index behind; drop it first.
             op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-            op.execute(f"CREATE {kind} CONCURRENTLY {name} ON {table} ({', '.join(columns)})")
+            op.execute(
+                f"CREATE {kind} CONCURRENTLY {name} ON {table} ({', '.join(columns)}){partial}"
+            )
 
     def drop_index_online(self, op: Operations, name: str, table: str) -> None:
         with op.get_context().autocommit_block():
