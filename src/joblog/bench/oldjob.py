@@ -71,11 +71,23 @@ def _old_job_rows() -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
         start,
         start,
     )
-    steps = [
-        (_STEP_BASE + seq, OLD_JOB_ID, seq, name, "completed" if seq < 3 else "running")
-        + (1.0, False, start, start if seq < 3 else None)
-        for seq, name in enumerate(STEP_NAMES[:3], start=1)
-    ]
+    steps = []
+    for seq, name in enumerate(STEP_NAMES[:3], start=1):
+        done = seq < 3
+        status = "completed" if done else "running"
+        steps.append(
+            (
+                _STEP_BASE + seq,
+                OLD_JOB_ID,
+                seq,
+                name,
+                status,
+                1.0,
+                False,
+                start,
+                start if done else None,
+            )
+        )
     return job, steps
 
 
