@@ -25,6 +25,7 @@ from joblog._config import DEFAULT_URL
 from joblog.api import failover, routes_jobs, routes_login, routes_ops, routes_write, stream
 from joblog.api.auth import TokenGuard, bearer_scheme, install_access_control
 from joblog.api.cache import SummaryCache
+from joblog.api.compression import Compression
 from joblog.api.errors import InputGuard, Refusal, install_error_handlers, json_refusal
 from joblog.api.hub import ChangeHub
 from joblog.api.metrics import MetricsMiddleware, RequestMetrics
@@ -138,6 +139,8 @@ def create_app(
     app.add_middleware(InputGuard, refusals=_refusals())
     # Inside the metrics middleware, so that refused requests are counted too.
     install_access_control(app, guard, settings.max_body_bytes)
+    # Outside access control (refusals over 1 KB are compressed too), inside the metrics.
+    app.add_middleware(Compression)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # Declares the bearer scheme on the read routes in OpenAPI (the middleware enforces it).
     read_auth = [Security(bearer_scheme)] if guard.reads_guarded else []

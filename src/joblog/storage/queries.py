@@ -15,9 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from joblog._config import MAX_BIGINT
 from joblog.model import JobStatus, Level
 from joblog.storage import schema
-from joblog.storage.dialects import Rare
+from joblog.storage.dialects import KeyRange, Rare
 from joblog.storage.rows import to_naive_utc
 
 __all__ = [
@@ -41,7 +42,9 @@ __all__ = [
     "TIER_LOG_EVENTS",
     "EventFilter",
     "JobFilter",
+    "by_key",
     "event_list",
+    "events_of",
     "first_hit",
     "first_hit_with_job",
     "job_list",
@@ -69,10 +72,25 @@ TIER_EXTERNAL_JOB_ID = (
 TIER_CONTEXT_ID = (
     sa.select(jobs.c.id).where(jobs.c.context_id == _any_id).order_by(*_NEWEST).limit(1)
 )
+
+
+def events_of(key: Any, value: Any, after: Any = 0, before: Any = MAX_BIGINT) -> KeyRange:
+    """The events whose ``key`` column (job_id or external_job_id) is ``value``, with
+    ``after < id < before``; order such a statement by :func:`by_key` (see KeyRange)."""
+    return KeyRange(key, events.c.id, value, after, before)
+
+
+def by_key(key: Any, *, newest_first: bool = False) -> tuple[Any, Any]:
+    """``ORDER BY key, id`` (or both descending) for :func:`events_of`."""
+    if newest_first:
+        return key.desc(), events.c.id.desc()
+    return key, events.c.id
+
+
 TIER_LOG_EVENTS = (
     sa.select(sa.func.coalesce(events.c.job_id, ""))
-    .where(events.c.external_job_id == _any_id)
-    .order_by(events.c.id.desc())
+    .where(events_of(events.c.external_job_id, _any_id))
+    .order_by(*by_key(events.c.external_job_id, newest_first=True))
     .limit(1)
 )
 TIER_FAILOVER_JOBS = sa.select(failover.c.job_id).where(failover.c.job_id == _any_id)
@@ -151,14 +169,14 @@ JOB_WITH_STATE = sa.select(jobs, *job_state(jobs)).where(jobs.c.id == _job_id)
 STEPS_OF = sa.select(steps).where(steps.c.job_id == _job_id).order_by(steps.c.seq)
 RECENT_EVENTS = (
     sa.select(events)
-    .where(events.c.job_id == _job_id)
-    .order_by(events.c.id.desc())
+    .where(events_of(events.c.job_id, _job_id))
+    .order_by(*by_key(events.c.job_id, newest_first=True))
     .limit(sa.bindparam("limit", type_=sa.Integer))
 )
 EVENTS_BY_EXTERNAL_ID = (
     sa.select(events)
-    .where(events.c.external_job_id == sa.bindparam("external_job_id", type_=sa.String))
-    .order_by(events.c.id.desc())
+    .where(events_of(events.c.external_job_id, sa.bindparam("external_job_id", type_=sa.String)))
+    .order_by(*by_key(events.c.external_job_id, newest_first=True))
     .limit(sa.bindparam("limit", type_=sa.Integer))
 )
 CHILDREN_OF = (
@@ -290,18 +308,20 @@ def event_list(
     """A job's events (by job, else by external ID) in insertion order, between
     ``after_id`` and ``before_id`` (both exclusive); ``newest_first`` takes the ``limit``
     newest of them (a page of older events, read backwards)."""
-    order = events.c.id.desc() if newest_first else events.c.id
-    query = sa.select(events).order_by(order).limit(limit)
     if job_id is not None:
-        query = query.where(events.c.job_id == job_id)
+        key, value = events.c.job_id, job_id
     elif external_job_id is not None:
-        query = query.where(events.c.external_job_id == external_job_id)
+        key, value = events.c.external_job_id, external_job_id
     else:
         raise ValueError("event_list needs job_id or external_job_id")
-    if after_id is not None:
-        query = query.where(events.c.id > after_id)
-    if before_id is not None:
-        query = query.where(events.c.id < before_id)
+    after = 0 if after_id is None else after_id
+    before = MAX_BIGINT if before_id is None else before_id
+    query = (
+        sa.select(events)
+        .where(events_of(key, value, after, before))
+        .order_by(*by_key(key, newest_first=newest_first))
+        .limit(limit)
+    )
     if filters.min_level is not None and filters.min_level is not Level.DEBUG:
         query = query.where(events.c.level.in_(_LEVELS_AT_LEAST[filters.min_level]))
     if filters.step_id is not None:

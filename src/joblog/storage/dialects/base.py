@@ -25,7 +25,16 @@ if TYPE_CHECKING:
 
     from joblog._ops import EventRow
 
-__all__ = ["Backend", "DialectName", "ErrorKind", "Purpose", "Rare", "RawResult", "Rows"]
+__all__ = [
+    "Backend",
+    "DialectName",
+    "ErrorKind",
+    "KeyRange",
+    "Purpose",
+    "Rare",
+    "RawResult",
+    "Rows",
+]
 
 #: The rows of one read, as mappings of column name to value.
 Rows = Sequence[Mapping[Any, Any]]
@@ -172,3 +181,34 @@ class Rare(FunctionElement[bool]):
 def _compile_rare(element: Rare, compiler: SQLCompiler, **kw: Any) -> str:
     (condition,) = element.clauses
     return str(compiler.process(condition, **kw))
+
+
+class KeyRange(FunctionElement[bool]):
+    """``key = :value AND id > :after AND id < :before``: one job's (or external ID's)
+    log events between two IDs, for a statement ordered by ``(key, id)``.
+
+    Plain SQL on SQLite and MariaDB, whose index on ``key`` already ends in the primary
+    key. On PostgreSQL, written as row comparisons ``(key, id) > (:value, :after) AND
+    (key, id) < (:value, :before)``: with ``key = :value`` the planner treats ``key`` as a
+    constant, reads ``ORDER BY key, id`` as ``ORDER BY id``, and for an old job under
+    millions of newer events walks the primary key (backwards, or forwards from the
+    stream's last ID) filtering ``key``; the row comparisons are served by the
+    ``(key, id)`` index alone, which then gives the order as well.
+    """
+
+    inherit_cache = True
+    name = "key_range"
+    type = sa.Boolean()
+    _is_implicitly_boolean = True  # see Rare
+
+
+@compiles(KeyRange)
+def _compile_key_range(element: KeyRange, compiler: SQLCompiler, **kw: Any) -> str:
+    key, id_, value, after, before = (compiler.process(c, **kw) for c in element.clauses)
+    return f"{key} = {value} AND {id_} > {after} AND {id_} < {before}"
+
+
+@compiles(KeyRange, "postgresql")
+def _compile_key_range_pg(element: KeyRange, compiler: SQLCompiler, **kw: Any) -> str:
+    key, id_, value, after, before = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({key}, {id_}) > ({value}, {after}) AND ({key}, {id_}) < ({value}, {before})"
