@@ -38,6 +38,7 @@ from joblog.model import (
     StepStatus,
 )
 from joblog.storage import queries
+from joblog.storage.rows import job_from_row
 from joblog.storage.store import Store
 
 __all__ = [
@@ -97,8 +98,12 @@ class Located:
     job_id: str | None
     external_job_id: str | None
     legacy: LegacyFailoverJob | None = None
-    job: Job | None = None
     state: Mapping[str, Any] | None = None
+
+    @property
+    def job(self) -> Job | None:
+        """The job row read along (built when asked: a 304 never needs it)."""
+        return None if self.state is None else job_from_row(self.state)
 
     @property
     def scope(self) -> EventScope:
@@ -186,20 +191,20 @@ class Resolver:
         statement = self._statement(tuple(tiers), with_job)
         state = None
         if with_job:
-            hit, job, state = self.store.reads.first_hit_with_job(statement, any_id)
+            hit, state = self.store.reads.first_hit_with_job(statement, any_id)
         else:
-            hit, job = self.store.reads.first_hit(statement, any_id), None
+            hit = self.store.reads.first_hit(statement, any_id)
         if hit is None:
             raise JobNotFound(any_id)
         position, _sep, value = hit.partition(queries.HIT_SEPARATOR)
         tier = tiers[int(position) - 1].name
         if tier in _NAMES_A_JOB:
             external = any_id if tier is ResolvedBy.EXTERNAL_JOB_ID else None
-            if job is not None:
-                external = job.external_job_id
-            return Located(tier, value, external, job=job, state=state)
+            if state is not None:
+                external = state["external_job_id"]
+            return Located(tier, value, external, state=state)
         if tier is ResolvedBy.LOG_EVENTS:
-            return Located(tier, value or None, any_id, job=job)
+            return Located(tier, value or None, any_id, state=state)
         legacy = self.store.reads.get_failover_job(any_id)
         if legacy is None:  # deleted between the two reads
             raise JobNotFound(any_id)

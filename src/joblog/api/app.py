@@ -154,6 +154,7 @@ def create_app(
     app.include_router(stream.router, dependencies=read_auth, responses=read_errors)
     app.include_router(failover.router, dependencies=read_auth, responses=read_errors)
     app.include_router(routes_jobs.router, dependencies=read_auth, responses=read_errors)
+    app.include_router(routes_jobs.status_router, dependencies=read_auth, responses=read_errors)
     app.include_router(routes_ops.router, responses=read_errors)
     if settings.write_api:
         app.include_router(routes_write.router)

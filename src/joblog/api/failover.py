@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from joblog.api.conditional import conditional_summary
+from joblog.api.lean import LeanRoute
 from joblog.api.schemas import FAILOVER_EXAMPLES, FailoverNotFound, FailoverStatus
 from joblog.api.serialize import dumps, iso, step_to_dict
 from joblog.exceptions import JobNotFound
@@ -35,7 +36,7 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(prefix="/api/v1", tags=["failover (origin GUI contract)"])
+router = APIRouter(prefix="/api/v1", tags=["failover (origin GUI contract)"], route_class=LeanRoute)
 #: Every path this router serves starts so (the input guard answers them in this shape).
 PREFIX = "/api/v1/failover/"
 

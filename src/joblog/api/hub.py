@@ -36,6 +36,9 @@ __all__ = ["ChangeHub", "HubStats", "Subscription"]
 
 log = logging.getLogger("joblog.api.hub")
 
+#: How long the LISTEN thread gathers notifications before it wakes their streams: the
+#: most a notification waits in the hub (psycopg's ``notifies`` returns when it is over).
+_LISTEN_BATCH_S = 0.05
 #: A key the watcher has not read yet: its first mark always counts as a change.
 _UNSEEN: tuple[Any, ...] = ("unseen",)
 
@@ -178,7 +181,7 @@ class ChangeHub:
                             self._from_thread(self.wake_all)
                             self.stats.reconnects += 1
                         keys: set[Key] = set()
-                        for payload in listener.payloads(timeout=0.5):
+                        for payload in listener.payloads(timeout=_LISTEN_BATCH_S):
                             parsed = parse_payload(payload)
                             if parsed is not None:
                                 keys.add((parsed[0], parsed[2]))

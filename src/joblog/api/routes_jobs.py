@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from joblog.api import params, state
 from joblog.api.conditional import conditional_summary, validated
 from joblog.api.errors import InvalidRequest
+from joblog.api.lean import LeanRoute
 from joblog.api.schemas import ErrorBody, EventPage, JobPage, SummaryModel
 from joblog.api.serialize import dumps, event_to_dict, job_to_dict, summary_to_dict
 from joblog.model import JobSummary
@@ -25,9 +26,12 @@ from joblog.resolve import EventScope, Resolver
 from joblog.storage.queries import EventFilter, JobFilter
 from joblog.storage.store import Store
 
-__all__ = ["json_response", "router", "status_response"]
+__all__ = ["json_response", "router", "status_response", "status_router"]
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
+#: The status route alone, included after ``router`` (its ``{any_id:path}`` would swallow
+#: the /logs route), lean: every GUI poll lands here.
+status_router = APIRouter(prefix="/api/v1", tags=["jobs"], route_class=LeanRoute)
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
@@ -237,9 +241,9 @@ def list_jobs(
     return validated(request, dumps(body), tag)
 
 
-# Declared last: ``{any_id:path}`` would otherwise swallow the /logs route (and the
-# stream router is included before this one for the same reason).
-@router.get("/jobs/{any_id:path}", responses=_SUMMARY_DOC, response_class=Response)
+# In a router included last: ``{any_id:path}`` would otherwise swallow the /logs route
+# (and the stream router is included before these for the same reason).
+@status_router.get("/jobs/{any_id:path}", responses=_SUMMARY_DOC, response_class=Response)
 async def job_status(any_id: str, request: Request) -> Response:
     """The job known by ``any_id`` (UUID, external ID, log-event ID or legacy ID)."""
     return await status_response(request, any_id)

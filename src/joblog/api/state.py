@@ -27,6 +27,7 @@ from typing import Any
 
 from joblog.model import LegacyFailoverJob
 from joblog.storage.queries import STATE_COLUMNS
+from joblog.storage.schema import job_tracking
 
 __all__ = [
     "MAX_IF_NONE_MATCH",
@@ -44,16 +45,18 @@ _REPORTED = ("status", "percent_complete", "error_message", "completed_at")
 #: Longer ``If-None-Match`` headers are ignored (answered in full, never refused).
 MAX_IF_NONE_MATCH = 8192
 _MAX_TAGS = 64
+#: The state columns in the token (the newest event ID is the stream's cursor instead).
+_MARKS = STATE_COLUMNS[1:]
 
 
 def _digest(parts: Iterable[Any], size: int = 6) -> str:
-    text = "|".join(repr(part) for part in parts)
+    text = repr(tuple(parts))
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=size).hexdigest()
 
 
 def state_token(state: Mapping[str, Any]) -> str:
     """The stream's token of a job's state, from a row with its state columns."""
-    return _digest([*(state[name] for name in _REPORTED), *(state[c] for c in STATE_COLUMNS[1:])])
+    return _digest([*(state[name] for name in _REPORTED), *(state[c] for c in _MARKS)])
 
 
 def newest_event(state: Mapping[str, Any]) -> int:
@@ -61,13 +64,15 @@ def newest_event(state: Mapping[str, Any]) -> int:
     return int(state[STATE_COLUMNS[0]] or 0)
 
 
+#: The job columns the tag's last part covers (all but the reported ones).
+_OTHER_COLUMNS = tuple(
+    column.name for column in job_tracking.columns if column.name not in _REPORTED
+)
+
+
 def entity_tag(state: Mapping[str, Any]) -> str:
     """The weak ETag of everything a job's status body shows (see the module doc)."""
-    rest = _digest(
-        value
-        for name, value in sorted(state.items())
-        if name not in _REPORTED and name not in STATE_COLUMNS and name != "hit"
-    )
+    rest = _digest([tuple(state[name] for name in _OTHER_COLUMNS)])
     return f'W/"{newest_event(state)}.{state_token(state)}.{rest}"'
 
 

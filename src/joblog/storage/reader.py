@@ -144,16 +144,14 @@ class Reader:
 
     def first_hit_with_job(
         self, statement: sa.Select[Any], any_id: str
-    ) -> tuple[str | None, Job | None, PlainRow | None]:
-        """The hit of a :func:`queries.first_hit_with_job` statement, the job, and its row
-        with the job's :func:`~joblog.storage.queries.job_state` columns."""
+    ) -> tuple[str | None, PlainRow | None]:
+        """The hit of a :func:`queries.first_hit_with_job` statement, and the job's row
+        with its :func:`~joblog.storage.queries.job_state` columns (None: no job row)."""
         (found,) = self.fetch([(statement, {"any_id": any_id})])
         if not found or found[0]["hit"] is None:
-            return None, None, None
+            return None, None
         row = found[0]
-        if row["id"] is None:
-            return row["hit"], None, None
-        return row["hit"], job_from_row(row), row
+        return row["hit"], (row if row["id"] is not None else None)
 
     # -- one job -------------------------------------------------------------------------------
 
