@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from joblog.bench.report_scale import scale_sections, scale_targets
 from joblog.bench.strategies import STRATEGIES
 
 __all__ = ["load_section", "render", "save_section", "write_report"]
@@ -399,8 +400,9 @@ def render(
     sections: dict[str, dict[str, Any] | None], chart: str | None, analysis: str | None = None
 ) -> str:
     lookup, ingest, api = sections.get("lookup"), sections.get("ingest"), sections.get("api")
+    scale = sections.get("scale")
     machine: dict[str, Any] = next(
-        (s["machine"] for s in (lookup, ingest, api) if s and "machine" in s), {}
+        (s["machine"] for s in (lookup, ingest, api, scale) if s and "machine" in s), {}
     )
     out = [
         "# joblog benchmarks",
@@ -429,6 +431,8 @@ def render(
         targets += ingest_targets(ingest)
     if api:
         targets += api_targets(api)
+    if scale:
+        targets += scale_targets(scale)
     out += ["## Targets", "", *_table(["target", "measured", "verdict"], targets)]
     for section in (lookup, ingest, api):
         if section and section.get("notes"):
@@ -441,6 +445,8 @@ def render(
         out += _ingest_sections(ingest)
     if api:
         out += _api_sections(api)
+    if scale:
+        out += scale_sections(scale)
     if analysis:
         out += [
             "## Why the missed targets are missed",
@@ -487,7 +493,7 @@ def write_chart(lookup: dict[str, Any], path: Path) -> None:
 
 def write_report(out_dir: Path) -> Path:
     data_dir = out_dir / ".data"
-    sections = {name: load_section(data_dir, name) for name in ("lookup", "ingest", "api")}
+    sections = {name: load_section(data_dir, name) for name in ("lookup", "ingest", "api", "scale")}
     chart = None
     lookup = sections["lookup"]
     if lookup:
