@@ -81,16 +81,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+def _wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 180) -> None:
+    """Until the server answers (its socket accepts before its app is ready)."""
+    import httpx
+
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code < 500:
                 return
-        except OSError:
-            time.sleep(0.1)
+        except httpx.HTTPError:
+            time.sleep(0.2)
     raise RuntimeError(f"no server on port {port} after {seconds:g} s")
 
 
@@ -200,14 +203,14 @@ def run_load(
 def _etags(port: int, paths: list[str]) -> list[str]:
     import httpx
 
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
         return [client.get(path).headers.get("etag", "") for path in paths]
 
 
 def _body_size(port: int, path: str) -> int:
     import httpx
 
-    return len(httpx.get(f"http://127.0.0.1:{port}{path}", timeout=30).content)
+    return len(httpx.get(f"http://127.0.0.1:{port}{path}", timeout=120).content)
 
 
 def run_status(

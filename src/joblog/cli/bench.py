@@ -208,6 +208,8 @@ def run_scale_command(
         config.old_job.old_events = old_events
         config.old_job.newer_events = newer_events
     dbs = {db.backend: db for db in databases(backends, pg_url, mariadb_url, out, "_scale")}
+    for db in dbs.values():
+        db.recreate()  # so that the machine's description can ask each server its version
     _run_section(
         out, "scale", list(dbs.values()), quiet, lambda reporter: run_scale(dbs, config, reporter)
     )
