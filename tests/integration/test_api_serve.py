@@ -32,6 +32,7 @@ class TestServe:
         url = f"sqlite:///{tmp_path / 'serve.db'}"
         entry = "from joblog.cli import main; main()"
         command = [sys.executable, "-c", entry, "serve", "--read-only", "--url", url, "--port", "0"]
+        command += ["--workers", "1"]  # TestWorkers starts several
         process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
@@ -132,16 +133,21 @@ class TestWorkers:
             match = re.search(r"dashboard: (http://127\.0\.0\.1:\d+/)", "".join(lines))
             assert match, lines
             workers: list[int] = []
-            deadline = time.monotonic() + 60
+            answered = 0
+            deadline = time.monotonic() + 120  # spawned workers import and start on their own
             while time.monotonic() < deadline:
                 # spawn's resource tracker is a child too; the workers answer requests.
                 workers = _children(process.pid)
-                answered = httpx.get(match.group(1) + "healthz", timeout=10).status_code
+                try:
+                    answered = httpx.get(match.group(1) + "healthz", timeout=10).status_code
+                except httpx.HTTPError:
+                    answered = 0
                 if answered == 200 and len(workers) >= 2:
                     break
                 time.sleep(0.2)
+            assert answered == 200
             assert len(workers) >= 2
-            with httpx.Client(base_url=match.group(1), timeout=10) as client:
+            with httpx.Client(base_url=match.group(1), timeout=60) as client:
                 for _ in range(20):
                     assert client.get("api/v1/jobs").json()["jobs"] == []
         finally:

@@ -338,6 +338,8 @@ def serve_command(
     store = _open_store(url)  # migrates, once, before any worker starts
     sock = _listen(host, port)
     bound_port = int(sock.getsockname()[1])
+    # One process: the app exists before the URL is printed, as a caller may expect.
+    app = create_app(store=store, settings=settings) if workers == 1 else None
     database = store.url.render_as_string(hide_password=True)
     click.echo(f"joblog serving {database}")
     click.echo(f"dashboard: {_display_url(host, bound_port)}   API docs: /docs")
@@ -351,8 +353,7 @@ def serve_command(
         settings.worker_threads,
     )
     try:
-        if workers == 1:
-            app = create_app(store=store, settings=settings)
+        if app is not None:
             server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
             server.run(sockets=[sock])
         else:
