@@ -63,6 +63,7 @@ class CountingProxy:
         self.messages = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
+        self._writers: set[asyncio.StreamWriter] = set()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="counting-proxy", daemon=True)
 
@@ -72,8 +73,17 @@ class CountingProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        done = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        done.result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+    async def _shutdown(self) -> None:
+        for writer in list(self._writers):
+            writer.close()
+        for writer in list(self._writers):
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -86,13 +96,17 @@ class CountingProxy:
             self._loop.run_forever()
         finally:
             server.close()
+            self._loop.run_until_complete(server.wait_closed())
+            self._loop.close()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.close()
             return
+        self._writers.add(upstream_writer)
 
         async def pipe(
             source: asyncio.StreamReader, sink: asyncio.StreamWriter, count: bool
