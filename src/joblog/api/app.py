@@ -131,6 +131,7 @@ def create_app(
         store, poll_interval=settings.poll_interval, safety_interval=settings.safety_interval
     )
     app.state.summaries = summaries = SummaryCache()
+    app.state.stream_polls = stream.SharedPolls()
     hub.on_change.append(lambda keys: summaries.forget(key for kind, key in keys if kind == "j"))
     app.state.tracker = None
     app.state.reap_interval = reap_every

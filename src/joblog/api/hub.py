@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -49,8 +50,11 @@ class Subscription:
     def __init__(self, key: Key) -> None:
         self.key = key
         self._event = anyio.Event()
+        #: When the last wake came (time.monotonic()): reads started later see its change.
+        self.woken_at = 0.0
 
     def wake(self) -> None:
+        self.woken_at = time.monotonic()
         self._event.set()
 
     async def wait(self, timeout: float) -> bool:

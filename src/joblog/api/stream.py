@@ -23,6 +23,7 @@ the log events after that ID, and the state events only if the token changed mea
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import time
@@ -55,7 +56,7 @@ from joblog.resolve import Located, Resolver
 from joblog.storage.notify import Key
 from joblog.storage.rows import job_from_row
 
-__all__ = ["parse_last_event_id", "router"]
+__all__ = ["SharedPolls", "parse_last_event_id", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
 
@@ -250,13 +251,15 @@ async def _follow(
     # After the job is seen terminal, one more round picks up log lines written just after.
     final_round = job.is_terminal and resume is None
     last_sent = time.monotonic()
+    shared: SharedPolls = getattr(request.app.state, "stream_polls", None) or SharedPolls()
+    not_before = time.monotonic()
     with _subscription(request, source) as subscription:
         while True:
             if await request.is_disconnected():
                 return
             try:
-                poll = await run_in_threadpool(
-                    source.poll, known, cursor.log_id, settings.stream_batch
+                poll = await shared.poll(
+                    source, known, cursor.log_id, settings.stream_batch, not_before
                 )
             except (StorageError, JobNotFound):
                 # The database is away: keep the connection and try again on the next round.
@@ -290,6 +293,7 @@ async def _follow(
                 continue
             if subscription is None or poll is None or final_round:
                 await anyio.sleep(settings.poll_interval)
+                not_before = time.monotonic()
                 continue
             # Idle: no query until the hub says the job moved; keepalives meanwhile.
             while True:
@@ -299,9 +303,58 @@ async def _follow(
                     last_sent = time.monotonic()
                     continue
                 if await subscription.wait(min(due, _DISCONNECT_CHECK_S)):
+                    not_before = subscription.woken_at
                     break
                 if await request.is_disconnected():
                     return
+
+
+class SharedPolls:
+    """One read for the streams that ask the same thing at once (one per process).
+
+    Streams of one job at the same cursor and state token, woken by the same change,
+    would each read the same rows: five viewers of a job cost five reads per change. A
+    stream joins a read of the same (job, token, cursor) already under way, but only one
+    that started after the stream was woken: an earlier one may have missed the change.
+    """
+
+    def __init__(self) -> None:
+        self._reads: dict[tuple[Any, ...], tuple[float, asyncio.Future[_Poll]]] = {}
+        self.reads = 0
+        self.joined = 0
+
+    async def poll(
+        self, source: _Source, known: str | None, after_id: int, limit: int, not_before: float
+    ) -> _Poll:
+        key = source.key
+        if key is None:  # legacy rows: nothing to share, nothing announced
+            return await run_in_threadpool(source.poll, known, after_id, limit)
+        slot = (key, known, after_id, limit)
+        under_way = self._reads.get(slot)
+        if under_way is not None and under_way[0] >= not_before:
+            await asyncio.wait({under_way[1]})
+            if not under_way[1].cancelled():
+                self.joined += 1
+                return under_way[1].result()
+        started = time.monotonic()
+        future: asyncio.Future[_Poll] = asyncio.get_running_loop().create_future()
+        self._reads[slot] = (started, future)
+        self.reads += 1
+        try:
+            result = await run_in_threadpool(source.poll, known, after_id, limit)
+        except Exception as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: a read nobody joined is not an error to log
+            raise
+        except BaseException:
+            future.cancel()  # the reader went away: those waiting read on their own
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            if self._reads.get(slot, (0.0, None))[1] is future:
+                del self._reads[slot]
 
 
 #: Seconds between two checks for a vanished client while a stream waits on the hub.
