@@ -20,7 +20,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +38,7 @@ from joblog.model import (
     StepStatus,
 )
 from joblog.storage import queries
+from joblog.storage.rows import job_from_row
 from joblog.storage.store import Store
 
 __all__ = [
@@ -89,14 +90,20 @@ class Located:
     ``job_id`` is the internal job (None for events whose producer never made a job row,
     and for legacy rows); ``external_job_id`` the ID the job's events carry when the
     match was by one; ``legacy`` the failover_jobs row of tier ``failover_jobs``; ``job``
-    the job row when it was read in the same round trip.
+    the job row when it was read in the same round trip, and ``state`` then that row with
+    the job's state columns (:func:`joblog.storage.queries.job_state`).
     """
 
     tier: ResolvedBy
     job_id: str | None
     external_job_id: str | None
     legacy: LegacyFailoverJob | None = None
-    job: Job | None = None
+    state: Mapping[str, Any] | None = None
+
+    @property
+    def job(self) -> Job | None:
+        """The job row read along (built when asked: a 304 never needs it)."""
+        return None if self.state is None else job_from_row(self.state)
 
     @property
     def scope(self) -> EventScope:
@@ -182,21 +189,22 @@ class Resolver:
         if not is_resolvable(any_id):
             raise JobNotFound(any_id if isinstance(any_id, str) else repr(any_id))
         statement = self._statement(tuple(tiers), with_job)
+        state = None
         if with_job:
-            hit, job = self.store.reads.first_hit_with_job(statement, any_id)
+            hit, state = self.store.reads.first_hit_with_job(statement, any_id)
         else:
-            hit, job = self.store.reads.first_hit(statement, any_id), None
+            hit = self.store.reads.first_hit(statement, any_id)
         if hit is None:
             raise JobNotFound(any_id)
         position, _sep, value = hit.partition(queries.HIT_SEPARATOR)
         tier = tiers[int(position) - 1].name
         if tier in _NAMES_A_JOB:
             external = any_id if tier is ResolvedBy.EXTERNAL_JOB_ID else None
-            if job is not None:
-                external = job.external_job_id
-            return Located(tier, value, external, job=job)
+            if state is not None:
+                external = state["external_job_id"]
+            return Located(tier, value, external, state=state)
         if tier is ResolvedBy.LOG_EVENTS:
-            return Located(tier, value or None, any_id, job=job)
+            return Located(tier, value or None, any_id, state=state)
         legacy = self.store.reads.get_failover_job(any_id)
         if legacy is None:  # deleted between the two reads
             raise JobNotFound(any_id)

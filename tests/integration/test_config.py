@@ -41,7 +41,9 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def serve(args: list[str], env: dict[str, str] | None = None) -> Any:
-    return CliRunner().invoke(main, ["serve", "--port", "0", *args], env=env)
+    # One process: the captured app is built here, not in a worker process.
+    workers = [] if "--workers" in args or "JOBLOG_WORKERS" in (env or {}) else ["--workers", "1"]
+    return CliRunner().invoke(main, ["serve", "--port", "0", *workers, *args], env=env)
 
 
 def write_config(tmp_path: Path, text: str | bytes) -> str:

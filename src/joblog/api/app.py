@@ -34,6 +34,8 @@ from joblog.api import (
     stream,
 )
 from joblog.api.auth import TokenGuard, bearer_scheme, install_access_control
+from joblog.api.cache import SummaryCache
+from joblog.api.compression import Compression
 from joblog.api.docs import install_docs
 from joblog.api.errors import InputGuard, Refusal, install_error_handlers, json_refusal
 from joblog.api.examples import install_examples
@@ -151,9 +153,12 @@ def create_app(
         store, external_id_policy=settings.external_id_policy, attach=resolver.attach
     )
     app.state.metrics = metrics = AppMetrics(store, tracker=lambda: app.state.tracker)
-    app.state.hub = ChangeHub(
+    app.state.hub = hub = ChangeHub(
         store, poll_interval=settings.poll_interval, safety_interval=settings.safety_interval
     )
+    app.state.summaries = summaries = SummaryCache()
+    app.state.stream_polls = stream.SharedPolls()
+    hub.on_change.append(lambda keys: summaries.forget(key for kind, key in keys if kind == "j"))
     app.state.tracker = None
     app.state.reap_interval = reap_every
     install_error_handlers(app)
@@ -164,6 +169,8 @@ def create_app(
     app.add_middleware(InputGuard, refusals=_refusals())
     # Inside the metrics middleware, so that refused requests are counted too.
     install_access_control(app, guard, settings.max_body_bytes, sessions)
+    # Outside access control (refusals over 1 KB are compressed too), inside the metrics.
+    app.add_middleware(Compression)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # Outermost of ours: every answer, refusals included, gets the security headers.
     app.add_middleware(SecurityHeaders)
@@ -180,6 +187,7 @@ def create_app(
     app.include_router(failover.router, dependencies=read_auth, responses=read_errors)
     app.include_router(routes_jobs.router, dependencies=read_auth, responses=read_errors)
     app.include_router(routes_traces.router, dependencies=read_auth, responses=read_errors)
+    app.include_router(routes_jobs.status_router, dependencies=read_auth, responses=read_errors)
     app.include_router(routes_ops.router, responses=read_errors)
     if settings.write_api:
         app.include_router(routes_write.router)

@@ -18,13 +18,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
+from joblog.api.conditional import conditional_summary
+from joblog.api.lean import LeanRoute
 from joblog.api.schemas import FAILOVER_EXAMPLES, FailoverNotFound, FailoverStatus
 from joblog.api.serialize import dumps, iso, step_to_dict
 from joblog.exceptions import JobNotFound
 from joblog.model import JobStatus, JobSummary, LegacyFailoverJob, ResolvedBy
-from joblog.resolve import Resolver, legacy_percent
+from joblog.resolve import legacy_percent
 
 __all__ = [
     "PREFIX",
@@ -35,7 +36,7 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(prefix="/api/v1", tags=["failover (origin GUI contract)"])
+router = APIRouter(prefix="/api/v1", tags=["failover (origin GUI contract)"], route_class=LeanRoute)
 #: Every path this router serves starts so (the input guard answers them in this shape).
 PREFIX = "/api/v1/failover/"
 
@@ -175,12 +176,12 @@ def _json(body: dict[str, Any], status_code: int = 200) -> Response:
 )
 async def failover_status(job_id: str, request: Request) -> Response:
     """The status of a job by any ID the GUI holds, in the origin platform's shape."""
-    resolver: Resolver = request.app.state.resolver
     try:
-        if resolver.store.reads_are_local:
-            summary = resolver.resolve(job_id)
-        else:
-            summary = await run_in_threadpool(resolver.resolve, job_id)
+        return await conditional_summary(
+            request,
+            job_id,
+            "failover",
+            lambda summary: dumps(failover_status_body(summary, job_id)),
+        )
     except JobNotFound:
         return _json(not_found_body(job_id), 404)
-    return _json(failover_status_body(summary, job_id))

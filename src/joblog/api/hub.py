@@ -21,7 +21,8 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,9 @@ __all__ = ["ChangeHub", "HubStats", "Subscription"]
 
 log = logging.getLogger("joblog.api.hub")
 
+#: How long the LISTEN thread gathers notifications before it wakes their streams: the
+#: most a notification waits in the hub (psycopg's ``notifies`` returns when it is over).
+_LISTEN_BATCH_S = 0.05
 #: A key the watcher has not read yet: its first mark always counts as a change.
 _UNSEEN: tuple[Any, ...] = ("unseen",)
 
@@ -47,8 +51,11 @@ class Subscription:
     def __init__(self, key: Key) -> None:
         self.key = key
         self._event = anyio.Event()
+        #: When the last wake came (time.monotonic()): reads started later see its change.
+        self.woken_at = 0.0
 
     def wake(self) -> None:
+        self.woken_at = time.monotonic()
         self._event.set()
 
     async def wait(self, timeout: float) -> bool:
@@ -84,6 +91,9 @@ class ChangeHub:
         self._marks: dict[Key, tuple[Any, ...]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
+        #: Called (on the event loop) with the keys of every change heard, followed or
+        #: not: the summary cache forgets those jobs.
+        self.on_change: list[Callable[[list[Key]], None]] = []
 
     # -- subscribing ----------------------------------------------------------------------
 
@@ -108,6 +118,9 @@ class ChangeHub:
 
     def wake(self, keys: Iterable[Key]) -> None:
         """Wake every stream following one of ``keys`` (on the event loop)."""
+        keys = list(keys)
+        for callback in self.on_change:
+            callback(keys)
         for key in keys:
             for subscription in self._subscribers.get(key, ()):
                 subscription.wake()
@@ -175,7 +188,7 @@ class ChangeHub:
                             self._from_thread(self.wake_all)
                             self.stats.reconnects += 1
                         keys: set[Key] = set()
-                        for payload in listener.payloads(timeout=0.5):
+                        for payload in listener.payloads(timeout=_LISTEN_BATCH_S):
                             parsed = parse_payload(payload)
                             if parsed is not None:
                                 keys.add((parsed[0], parsed[2]))

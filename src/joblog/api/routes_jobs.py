@@ -16,17 +16,30 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from joblog.api import params
+from joblog.api import params, state
+from joblog.api.conditional import conditional_summary, validated
 from joblog.api.errors import InvalidRequest
+from joblog.api.lean import LeanRoute
 from joblog.api.schemas import ErrorBody, EventPage, JobPage, SummaryModel
 from joblog.api.serialize import dumps, event_to_dict, job_to_dict, summary_to_dict
+from joblog.model import JobSummary
 from joblog.resolve import EventScope, Resolver
 from joblog.storage.queries import EventFilter, JobFilter
 from joblog.storage.store import Store
 
-__all__ = ["attachment", "events_response", "json_response", "router", "status_response"]
+__all__ = [
+    "attachment",
+    "events_response",
+    "json_response",
+    "router",
+    "status_response",
+    "status_router",
+]
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
+#: The status route alone, included after ``router`` (its ``{any_id:path}`` would swallow
+#: the /logs route), lean: every GUI poll lands here.
+status_router = APIRouter(prefix="/api/v1", tags=["jobs"], route_class=LeanRoute)
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
@@ -63,19 +76,13 @@ _SUMMARY_DOC: dict[int | str, dict[str, Any]] = {
 
 
 async def status_response(request: Request, any_id: str) -> Response:
-    """The resolved summary as JSON: the hot path of every GUI poll.
+    """The resolved summary as JSON (the hot path of every GUI poll), with its ETag:
+    304 when ``If-None-Match`` names it (see :mod:`joblog.api.conditional`)."""
+    return await conditional_summary(request, any_id, "status", _summary_body)
 
-    On a SQLite file the reads take microseconds and need no network, so they run right on
-    the event loop: a hop to a worker thread and back costs more than the work (and under
-    load each hop waits for the GIL). Server databases keep the worker threads, so that
-    their round trips overlap.
-    """
-    resolver = _resolver(request)
-    if resolver.store.reads_are_local:
-        summary = resolver.resolve(any_id)
-    else:
-        summary = await run_in_threadpool(resolver.resolve, any_id)
-    return json_response(summary_to_dict(summary))
+
+def _summary_body(summary: JobSummary) -> bytes:
+    return dumps(summary_to_dict(summary))
 
 
 # -- a job's log events ----------------------------------------------------------------------
@@ -270,15 +277,19 @@ def list_jobs(
     )
     before = params.decode_job_cursor(cursor)
     jobs = _store(request).reads.list_jobs(filters, limit=limit + 1, before=before, sort=sort)
+    tag = state.list_tag(jobs)  # the extra row too: whether a next page exists
+    if state.not_modified(request.headers.get("if-none-match"), tag):
+        return validated(request, b"", tag)
     more = len(jobs) > limit
     jobs = jobs[:limit]
     next_cursor = params.encode_job_cursor(jobs[-1].created_at, jobs[-1].id) if more else None
-    return json_response({"jobs": [job_to_dict(job) for job in jobs], "next_cursor": next_cursor})
+    body = {"jobs": [job_to_dict(job) for job in jobs], "next_cursor": next_cursor}
+    return validated(request, dumps(body), tag)
 
 
-# Declared last: ``{any_id:path}`` would otherwise swallow the /logs route (and the
-# stream router is included before this one for the same reason).
-@router.get("/jobs/{any_id:path}", responses=_SUMMARY_DOC, response_class=Response)
+# In a router included last: ``{any_id:path}`` would otherwise swallow the /logs route
+# (and the stream router is included before these for the same reason).
+@status_router.get("/jobs/{any_id:path}", responses=_SUMMARY_DOC, response_class=Response)
 async def job_status(any_id: str, request: Request) -> Response:
     """The job known by ``any_id`` (UUID, external ID, log-event ID or legacy ID)."""
     return await status_response(request, any_id)

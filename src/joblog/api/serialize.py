@@ -12,6 +12,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from joblog._config import parse_timestamp
 from joblog.model import Job, JobSummary, LegacyFailoverJob, Level, LogEvent, Progress, Step
 
@@ -158,8 +160,18 @@ def summary_to_dict(summary: JobSummary) -> dict[str, Any]:
     }
 
 
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON; attrs a producer stored as odd types fall back to ``str``."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode(
-        errors="replace"  # a lone surrogate (from a path or a header) is never a 500
-    )
+    """Compact UTF-8 JSON (orjson); attrs a producer stored as odd types fall back to ``str``.
+
+    What orjson refuses (a lone surrogate from a path or a header, an integer beyond
+    64 bits) goes through Python's json instead, and is never a 500.
+    """
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode(
+            errors="replace"
+        )

@@ -17,15 +17,16 @@ and an app run without its lifespan (no hub) poll every ``poll_interval``. Event
 * ``end``: {status, error_message} once the job is terminal; then the stream closes.
 
 Every event's ``id`` is ``<last log event id>.<state token>``, the token a short hash of the
-job's status, percent, cancel request, steps and children. A client reconnecting with
-``Last-Event-ID`` gets the log events after that ID, and the state events only if the
-token changed meanwhile.
+job's status, percent, cancel request, steps and children
+(:func:`joblog.api.state.state_token`, which the status routes' ETag extends). A client
+reconnecting with ``Last-Event-ID`` gets the log events after that ID, and the state
+events only if the token changed meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import hashlib
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
@@ -53,12 +54,14 @@ from joblog.api.serialize import (
     summary_to_dict,
 )
 from joblog.api.settings import ApiSettings
+from joblog.api.state import legacy_token, state_token
 from joblog.exceptions import JobNotFound, StorageError
 from joblog.model import Job, JobSummary, LogEvent, ResolvedBy, Step
 from joblog.resolve import Located, Resolver
 from joblog.storage.notify import Key
+from joblog.storage.rows import job_from_row
 
-__all__ = ["follow_in_process", "parse_last_event_id", "router", "state_token"]
+__all__ = ["SharedPolls", "follow_in_process", "parse_last_event_id", "router"]
 
 # A stream reads when a commit on the primary told it to: a replica may not have it yet.
 router = APIRouter(prefix="/api/v1", tags=["stream"], dependencies=[Depends(reads_from_primary)])
@@ -101,18 +104,6 @@ def _step_mark(step: Step) -> tuple[Any, ...]:
     return (step.status.value, step.started_at, step.completed_at, step.error_message)
 
 
-def state_token(job: Job, steps: Sequence[Step], children: Sequence[Job]) -> str:
-    """A short hash of everything the state events report."""
-    parts = [repr(_job_mark(job))]
-    parts += [f"{_step_key(s)}={_step_mark(s)!r}" for s in steps if _step_key(s) is not None]
-    parts += [f"{c.id}={_job_mark(c)!r}" for c in children]
-    return hashlib.blake2b("|".join(parts).encode(), digest_size=6).hexdigest()
-
-
-def _summary_token(summary: JobSummary) -> str:
-    return state_token(summary.job, summary.steps, summary.children)
-
-
 @dataclass(slots=True)
 class _Poll:
     """One round of reads: the summary when the state changed, and the new log events."""
@@ -145,22 +136,29 @@ class _Source:
         token, summary = self._state(known_token)
         return _Poll(token, summary, self._events(after_id, limit))
 
+    def token_of(self, summary: JobSummary) -> str:
+        """The state token of the summary this source was opened with."""
+        if summary.legacy is not None:
+            return legacy_token(summary.legacy)
+        if self.located.state is not None:
+            return state_token(self.located.state)
+        return "0"  # events-only: no state events, ever
+
     def _state(self, known_token: str | None) -> tuple[str | None, JobSummary | None]:
         located = self.located
         if located.legacy is not None:
             summary = self.resolver.summary(self.resolver.locate(located.legacy.job_id))
-            token = _summary_token(summary)
+            token = self.token_of(summary)
             return token, (summary if token != known_token else None)
         if located.job_id is None or located.tier is ResolvedBy.LOG_EVENTS:
             return None, None
-        job, steps, children = self.resolver.store.reads.state_of(located.job_id)
-        if job is None:
+        row = self.resolver.store.reads.job_with_state(located.job_id)
+        if row is None:
             return known_token, None
-        token = state_token(job, steps, children)
+        token = state_token(row)
         if token == known_token:
             return token, None
-        summary = self.resolver.summarize(job, located.tier)
-        return _summary_token(summary), summary
+        return token, self.resolver.summarize(job_from_row(row), located.tier)
 
     def _events(self, after_id: int, limit: int) -> list[LogEvent]:
         if self.scope.empty:
@@ -254,7 +252,7 @@ async def _follow(
     yield f"retry: {settings.retry_ms}\n\n".encode()
     if resume is None:
         tail = max((event.id for event in summary.recent_events), default=0)
-        cursor = _Cursor(log_id=tail, token=_summary_token(summary))
+        cursor = _Cursor(log_id=tail, token=source.token_of(summary))
         cursor.seen(summary)
         yield _frame("snapshot", summary_to_dict(summary), f"{cursor.log_id}.{cursor.token}")
         known: str | None = cursor.token
@@ -266,13 +264,15 @@ async def _follow(
     # After the job is seen terminal, one more round picks up log lines written just after.
     final_round = job.is_terminal and resume is None
     last_sent = time.monotonic()
+    shared: SharedPolls = getattr(request.app.state, "stream_polls", None) or SharedPolls()
+    not_before = time.monotonic()
     with _subscription(request, source) as subscription:
         while True:
             if await request.is_disconnected():
                 return
             try:
-                poll = await run_in_threadpool(
-                    source.poll, known, cursor.log_id, settings.stream_batch
+                poll = await shared.poll(
+                    source, known, cursor.log_id, settings.stream_batch, not_before
                 )
             except (StorageError, JobNotFound):
                 # The database is away: keep the connection and try again on the next round.
@@ -306,6 +306,7 @@ async def _follow(
                 continue
             if subscription is None or poll is None or final_round:
                 await anyio.sleep(settings.poll_interval)
+                not_before = time.monotonic()
                 continue
             # Idle: no query until the hub says the job moved; keepalives meanwhile.
             while True:
@@ -315,9 +316,58 @@ async def _follow(
                     last_sent = time.monotonic()
                     continue
                 if await subscription.wait(min(due, _DISCONNECT_CHECK_S)):
+                    not_before = subscription.woken_at
                     break
                 if await request.is_disconnected():
                     return
+
+
+class SharedPolls:
+    """One read for the streams that ask the same thing at once (one per process).
+
+    Streams of one job at the same cursor and state token, woken by the same change,
+    would each read the same rows: five viewers of a job cost five reads per change. A
+    stream joins a read of the same (job, token, cursor) already under way, but only one
+    that started after the stream was woken: an earlier one may have missed the change.
+    """
+
+    def __init__(self) -> None:
+        self._reads: dict[tuple[Any, ...], tuple[float, asyncio.Future[_Poll]]] = {}
+        self.reads = 0
+        self.joined = 0
+
+    async def poll(
+        self, source: _Source, known: str | None, after_id: int, limit: int, not_before: float
+    ) -> _Poll:
+        key = source.key
+        if key is None:  # legacy rows: nothing to share, nothing announced
+            return await run_in_threadpool(source.poll, known, after_id, limit)
+        slot = (key, known, after_id, limit)
+        under_way = self._reads.get(slot)
+        if under_way is not None and under_way[0] >= not_before:
+            await asyncio.wait({under_way[1]})
+            if not under_way[1].cancelled():
+                self.joined += 1
+                return under_way[1].result()
+        started = time.monotonic()
+        future: asyncio.Future[_Poll] = asyncio.get_running_loop().create_future()
+        self._reads[slot] = (started, future)
+        self.reads += 1
+        try:
+            result = await run_in_threadpool(source.poll, known, after_id, limit)
+        except Exception as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: a read nobody joined is not an error to log
+            raise
+        except BaseException:
+            future.cancel()  # the reader went away: those waiting read on their own
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            if self._reads.get(slot, (0.0, None))[1] is future:
+                del self._reads[slot]
 
 
 #: Seconds between two checks for a vanished client while a stream waits on the hub.

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from joblog.bench.report_scale import scale_sections, scale_targets
 from joblog.bench.strategies import STRATEGIES
 
 __all__ = ["load_section", "render", "save_section", "write_report"]
@@ -399,8 +400,9 @@ def render(
     sections: dict[str, dict[str, Any] | None], chart: str | None, analysis: str | None = None
 ) -> str:
     lookup, ingest, api = sections.get("lookup"), sections.get("ingest"), sections.get("api")
+    scale = sections.get("scale")
     machine: dict[str, Any] = next(
-        (s["machine"] for s in (lookup, ingest, api) if s and "machine" in s), {}
+        (s["machine"] for s in (lookup, ingest, api, scale) if s and "machine" in s), {}
     )
     out = [
         "# joblog benchmarks",
@@ -434,6 +436,8 @@ def render(
         from joblog.bench.topology import topology_targets
 
         targets += topology_targets(topology)
+    if scale:
+        targets += scale_targets(scale)
     out += ["## Targets", "", *_table(["target", "measured", "verdict"], targets)]
     for section in (lookup, ingest, api):
         if section and section.get("notes"):
@@ -450,6 +454,8 @@ def render(
         from joblog.bench.topology import render_topology
 
         out += render_topology(topology)
+    if scale:
+        out += scale_sections(scale)
     if analysis:
         out += [
             "## Why the missed targets are missed",
@@ -496,7 +502,7 @@ def write_chart(lookup: dict[str, Any], path: Path) -> None:
 
 def write_report(out_dir: Path) -> Path:
     data_dir = out_dir / ".data"
-    names = ("lookup", "ingest", "api", "topology")
+    names = ("lookup", "ingest", "api", "topology", "scale")
     sections = {name: load_section(data_dir, name) for name in names}
     chart = None
     lookup = sections["lookup"]

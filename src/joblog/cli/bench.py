@@ -180,6 +180,41 @@ def run_api_command(
     _run_section(out, "api", dbs, quiet, lambda reporter: run_api(dbs, config, reporter))
 
 
+def run_scale_command(
+    backends: str,
+    pg_url: str,
+    mariadb_url: str,
+    out: Path,
+    quick: bool,
+    quiet: bool,
+    parts: str,
+    duration: float,
+    events: int,
+    old_events: int,
+    newer_events: int,
+) -> None:
+    from joblog.bench.scale import PARTS, ScaleConfig, run_scale
+
+    chosen = tuple(p.strip() for p in parts.split(",") if p.strip())
+    unknown = set(chosen) - set(PARTS)
+    if unknown or not chosen:
+        raise click.BadParameter(f"choose from {', '.join(PARTS)}", param_hint="'--parts'")
+    if quick:
+        config = ScaleConfig.quick(chosen)
+    else:
+        config = ScaleConfig(parts=chosen)
+        config.status.duration_s = duration
+        config.status.events = events
+        config.old_job.old_events = old_events
+        config.old_job.newer_events = newer_events
+    dbs = {db.backend: db for db in databases(backends, pg_url, mariadb_url, out, "_scale")}
+    for db in dbs.values():
+        db.recreate()  # so that the machine's description can ask each server its version
+    _run_section(
+        out, "scale", list(dbs.values()), quiet, lambda reporter: run_scale(dbs, config, reporter)
+    )
+
+
 def _run_section(
     out: Path,
     name: str,
@@ -283,6 +318,48 @@ def run_topology_command(
 def topology(**options: Any) -> None:
     """HTTP ingest per server process vs the library, and three servers on one database."""
     run_topology_command(**options)
+
+
+@bench.command()
+@common_options
+@click.option(
+    "--parts",
+    default="status,streams,resolve",
+    show_default=True,
+    help="Comma-separated: status (pollers vs a control app), streams (idle round trips, "
+    "delivery to 1,000 streams), resolve (an old long job).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1),
+    default=8.0,
+    show_default=True,
+    help="Seconds per status-endpoint run.",
+)
+@click.option(
+    "--events",
+    type=click.IntRange(min=1000),
+    default=1_000_000,
+    show_default=True,
+    help="Log events in the status benchmark's database.",
+)
+@click.option(
+    "--old-events",
+    type=click.IntRange(min=1),
+    default=20_000,
+    show_default=True,
+    help="Events of the old long job.",
+)
+@click.option(
+    "--newer-events",
+    type=click.IntRange(min=1000),
+    default=1_000_000,
+    show_default=True,
+    help="Events after the old job's (10000000 for the 10M check).",
+)
+def scale(**options: Any) -> None:
+    """Status endpoint vs a control app, idle and live streams, an old long job."""
+    run_scale_command(**options)
     _finish(options["out"])
 
 

@@ -3,6 +3,14 @@
 The socket is bound here, before uvicorn starts, so that a port in use is a one-line
 error rather than a log record and an exit from deep inside the server.
 
+``--workers N`` (default: the number of cores) runs N server processes on that one
+socket (uvicorn's supervisor, which restarts a worker that dies). Each builds its own
+app from the same settings (:func:`worker_app`); everything they share is in the
+database: jobs, the write-token check and the dashboard's signed session cookies need no
+state, each worker has its own change hub (its own ``LISTEN``) and summary cache
+validated against the database, and the reaper and pruning run in each worker as they
+would in N servers.
+
 Every option can come from the command line, then a ``JOBLOG_<OPTION>`` variable (click's
 ``auto_envvar_prefix``: ``--reap-interval`` is ``JOBLOG_REAP_INTERVAL``; ``--url`` is
 ``JOBLOG_DATABASE_URL``), then the TOML file of ``--config`` (``JOBLOG_CONFIG``), then its
@@ -13,8 +21,11 @@ file and the key. Tokens are secrets and come from the environment only.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import os
+import shutil
 import socket
 import sys
 import tomllib
@@ -31,9 +42,23 @@ from joblog.storage.store import Store
 from joblog.web.server import bind_socket
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from joblog.api.settings import ApiSettings
 
-__all__ = ["serve_command"]
+__all__ = ["MAX_WORKERS", "default_workers", "serve_command", "worker_app"]
+
+#: More processes than this on one machine only fight over its cores and connections.
+MAX_WORKERS = 64
+
+
+def default_workers() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 ENV_PREFIX = "JOBLOG"
@@ -242,6 +267,13 @@ def _display_url(host: str, port: int) -> str:
     help="A new job whose external ID a running job holds: refuse it (409) or allow it.",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    default=default_workers,
+    show_default="the number of cores",
+    help="Server processes sharing the port (all shared state is in the database).",
+)
+@click.option(
     "--worker-threads",
     type=click.IntRange(1, 64),
     default=2,
@@ -289,6 +321,7 @@ def serve_command(
     retention: timedelta | None,
     prune_interval: timedelta,
     external_id_policy: str,
+    workers: int,
     worker_threads: int,
     poll_interval: float,
     max_body_bytes: int,
@@ -324,25 +357,62 @@ def serve_command(
         read_url=read_url,
         direct_url=direct_url,
     )
-    store = _open_store(url, settings)
+    store = _open_store(url, settings)  # migrates, once, before any worker starts
     sock = _listen(host, port)
     bound_port = int(sock.getsockname()[1])
-    app = create_app(store=store, settings=settings)
-    config = uvicorn.Config(app, log_level=log_level, lifespan="on")
-    server = uvicorn.Server(config)
+    # One process: the app exists before the URL is printed, as a caller may expect.
+    app = create_app(store=store, settings=settings) if workers == 1 else None
     database = store.url.render_as_string(hide_password=True)
     click.echo(f"joblog serving {database}")
     click.echo(f"dashboard: {_display_url(host, bound_port)}   API docs: /docs")
     logging.getLogger("joblog.serve").info(
-        "serving %s on %s (write API %s, read tokens %s, %d worker threads)",
+        "serving %s on %s (write API %s, read tokens %s, %d worker(s) of %d thread(s))",
         database,
         _display_url(host, bound_port),
         "on" if settings.write_api else "off",
         "required" if settings.read_tokens else "not required",
+        workers,
         settings.worker_threads,
     )
     try:
-        server.run(sockets=[sock])
+        if app is not None:
+            server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
+            server.run(sockets=[sock])
+        else:
+            store.close()
+            from joblog.api.metrics import multiprocess_directory
+
+            # Every worker's counters in one /metrics, whichever worker answers the scrape.
+            metrics_directory = multiprocess_directory()
+            try:
+                _supervise(url, settings, log_level, verbose, workers, sock)
+            finally:
+                shutil.rmtree(metrics_directory, ignore_errors=True)
     finally:
         sock.close()
         store.close()
+
+
+def worker_app(url: str, settings: ApiSettings, log_level: str, verbose: bool) -> FastAPI:
+    """The app of one ``--workers`` process (uvicorn calls this in the new process)."""
+    from joblog.api.app import create_app
+
+    _configure_logging(log_level, verbose)
+    return create_app(url, settings=settings)
+
+
+def _supervise(
+    url: str,
+    settings: ApiSettings,
+    log_level: str,
+    verbose: bool,
+    workers: int,
+    sock: socket.socket,
+) -> None:
+    from uvicorn.supervisors import Multiprocess
+
+    factory = functools.partial(worker_app, url, settings, log_level, verbose)
+    config = uvicorn.Config(
+        factory, factory=True, workers=workers, log_level=log_level, lifespan="on"
+    )
+    Multiprocess(config, sockets=[sock]).run()

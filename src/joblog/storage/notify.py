@@ -8,9 +8,9 @@ lists children), ``x`` for an external ID whose events have no job row. One stat
 transaction, and PostgreSQL folds identical payloads of one transaction into one.
 
 On every backend :func:`change_marks` is the shared watcher's single query: one row per
-followed job (newest event ID, status, progress, cancel request and counts of its steps
-and children), compared tick to tick to learn which jobs changed without reading their
-rows.
+followed job (status, progress, error, end and cancel request, and the job's state
+columns of :func:`joblog.storage.queries.job_state`: newest event ID, steps, children),
+compared tick to tick to learn which jobs changed without reading their rows.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from joblog._ops import InsertEvents, InsertJob, InsertStep, Op, UpdateJob, UpdateStep
-from joblog.storage import schema
+from joblog.storage import queries, schema
 from joblog.storage.reader import Reader
 
 __all__ = [
@@ -132,25 +132,14 @@ Key = tuple[str, str]
 
 
 def _job_marks(job_ids: Sequence[str]) -> sa.Select[Any]:
-    child = jobs.alias("child")
-
-    def scalar(column: Any, table: Any, *where: Any) -> Any:
-        return sa.select(column).select_from(table).where(*where).scalar_subquery()
-
-    own_steps = (steps.c.job_id == jobs.c.id,)
-    children = (child.c.parent_job_id == jobs.c.id,)
     return sa.select(
         jobs.c.id.label("key"),
-        scalar(sa.func.max(events.c.id), events, events.c.job_id == jobs.c.id).label("newest"),
         jobs.c.status,
         jobs.c.percent_complete,
+        jobs.c.error_message,
         jobs.c.completed_at,
         jobs.c.cancel_requested,
-        scalar(sa.func.count(steps.c.id), steps, *own_steps).label("steps"),
-        scalar(sa.func.count(steps.c.started_at), steps, *own_steps).label("started"),
-        scalar(sa.func.count(steps.c.completed_at), steps, *own_steps).label("finished"),
-        scalar(sa.func.count(child.c.id), child, *children).label("children"),
-        scalar(sa.func.max(child.c.updated_at), child, *children).label("child_change"),
+        *queries.job_state(jobs),
     ).where(jobs.c.id.in_(list(job_ids)))
 
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from joblog._config import MAX_BIGINT
 from joblog.model import JobStatus, Level, LogEvent
 from joblog.storage import schema
-from joblog.storage.dialects import Rare
+from joblog.storage.dialects import KeyRange, Rare
 from joblog.storage.rows import to_naive_utc
 
 __all__ = [
@@ -28,11 +29,13 @@ __all__ = [
     "JOB",
     "JOB_COUNTS",
     "JOB_SORTS",
+    "JOB_WITH_STATE",
     "PING",
     "RECENT_DURATIONS",
     "RECENT_EVENTS",
     "RUNNING_WITH_EXTERNAL_ID",
     "SESSION",
+    "STATE_COLUMNS",
     "STEPS_OF",
     "TIER_CONTEXT_ID",
     "TIER_EXTERNAL_JOB_ID",
@@ -41,10 +44,13 @@ __all__ = [
     "TIER_LOG_EVENTS",
     "EventFilter",
     "JobFilter",
+    "by_key",
     "event_list",
+    "events_of",
     "first_hit",
     "first_hit_with_job",
     "job_list",
+    "job_state",
 ]
 
 jobs = schema.job_tracking
@@ -69,10 +75,25 @@ TIER_EXTERNAL_JOB_ID = (
 TIER_CONTEXT_ID = (
     sa.select(jobs.c.id).where(jobs.c.context_id == _any_id).order_by(*_NEWEST).limit(1)
 )
+
+
+def events_of(key: Any, value: Any, after: Any = 0, before: Any = MAX_BIGINT) -> KeyRange:
+    """The events whose ``key`` column (job_id, external_job_id or trace_id) is ``value``, with
+    ``after < id < before``; order such a statement by :func:`by_key` (see KeyRange)."""
+    return KeyRange(key, events.c.id, value, after, before)
+
+
+def by_key(key: Any, *, newest_first: bool = False) -> tuple[Any, Any]:
+    """``ORDER BY key, id`` (or both descending) for :func:`events_of`."""
+    if newest_first:
+        return key.desc(), events.c.id.desc()
+    return key, events.c.id
+
+
 TIER_LOG_EVENTS = (
     sa.select(sa.func.coalesce(events.c.job_id, ""))
-    .where(events.c.external_job_id == _any_id)
-    .order_by(events.c.id.desc())
+    .where(events_of(events.c.external_job_id, _any_id))
+    .order_by(*by_key(events.c.external_job_id, newest_first=True))
     .limit(1)
 )
 TIER_FAILOVER_JOBS = sa.select(failover.c.job_id).where(failover.c.job_id == _any_id)
@@ -100,26 +121,65 @@ def first_hit(probes: Sequence[sa.Select[Any]]) -> sa.Select[Any]:
 
 
 def first_hit_with_job(probes: Sequence[sa.Select[Any]]) -> sa.Select[Any]:
-    """:func:`first_hit` and, when the hit names a job, that job's row: one round trip."""
+    """:func:`first_hit` and, when the hit names a job, that job's row and its
+    :func:`job_state`: one round trip."""
     located = first_hit(probes).subquery("located")
     job_id = sa.func.substr(located.c.hit, 3)
-    return sa.select(located.c.hit, jobs).select_from(located.outerjoin(jobs, jobs.c.id == job_id))
+    return sa.select(located.c.hit, jobs, *job_state(jobs)).select_from(
+        located.outerjoin(jobs, jobs.c.id == job_id)
+    )
+
+
+#: The columns :func:`job_state` adds, in order.
+STATE_COLUMNS = (
+    "state_newest_event",
+    "state_steps",
+    "state_finished_steps",
+    "state_children",
+    "state_finished_children",
+    "state_child_change",
+)
+
+
+def job_state(job: Any) -> list[sa.ColumnElement[Any]]:
+    """What moves a job's live view besides its own row, for the job row ``job`` of the
+    enclosing query: its newest event ID, its steps and finished steps (a step starts
+    once and finishes once), its children, finished children and their latest update.
+    Each an index probe, so a change is seen without reading the steps, events or
+    children themselves (the ETag, the stream's state token, the change hub)."""
+    child = jobs.alias("state_child")
+
+    def scalar(column: Any, table: Any, *where: Any) -> sa.ScalarSelect[Any]:
+        return sa.select(column).select_from(table).where(*where).scalar_subquery()
+
+    own = steps.c.job_id == job.c.id
+    kids = Rare(child.c.parent_job_id == job.c.id)
+    columns = [
+        scalar(sa.func.max(events.c.id), events, events.c.job_id == job.c.id),
+        scalar(sa.func.count(steps.c.id), steps, own),
+        scalar(sa.func.count(steps.c.completed_at), steps, own),
+        scalar(sa.func.count(child.c.id), child, kids),
+        scalar(sa.func.count(child.c.completed_at), child, kids),
+        scalar(sa.func.max(child.c.updated_at), child, kids),
+    ]
+    return [column.label(name) for column, name in zip(columns, STATE_COLUMNS, strict=True)]
 
 
 # -- one job ---------------------------------------------------------------------------------
 
 JOB = sa.select(jobs).where(jobs.c.id == _job_id)
+JOB_WITH_STATE = sa.select(jobs, *job_state(jobs)).where(jobs.c.id == _job_id)
 STEPS_OF = sa.select(steps).where(steps.c.job_id == _job_id).order_by(steps.c.seq)
 RECENT_EVENTS = (
     sa.select(events)
-    .where(events.c.job_id == _job_id)
-    .order_by(events.c.id.desc())
+    .where(events_of(events.c.job_id, _job_id))
+    .order_by(*by_key(events.c.job_id, newest_first=True))
     .limit(sa.bindparam("limit", type_=sa.Integer))
 )
 EVENTS_BY_EXTERNAL_ID = (
     sa.select(events)
-    .where(events.c.external_job_id == sa.bindparam("external_job_id", type_=sa.String))
-    .order_by(events.c.id.desc())
+    .where(events_of(events.c.external_job_id, sa.bindparam("external_job_id", type_=sa.String)))
+    .order_by(*by_key(events.c.external_job_id, newest_first=True))
     .limit(sa.bindparam("limit", type_=sa.Integer))
 )
 CHILDREN_OF = (
@@ -279,18 +339,22 @@ def event_list(
     ``filters.trace_id``) in insertion order, between ``after_id`` and ``before_id``
     (both exclusive); ``newest_first`` takes the ``limit`` newest of them (a page of
     older events, read backwards)."""
-    order = events.c.id.desc() if newest_first else events.c.id
-    query = sa.select(events).order_by(order).limit(limit)
     if job_id is not None:
-        query = query.where(events.c.job_id == job_id)
+        key, value = events.c.job_id, job_id
     elif external_job_id is not None:
-        query = query.where(events.c.external_job_id == external_job_id)
-    elif filters.trace_id is None:
+        key, value = events.c.external_job_id, external_job_id
+    elif filters.trace_id is not None:
+        key, value = events.c.trace_id, filters.trace_id
+    else:
         raise ValueError("event_list needs job_id, external_job_id or a trace_id filter")
-    if after_id is not None:
-        query = query.where(events.c.id > after_id)
-    if before_id is not None:
-        query = query.where(events.c.id < before_id)
+    after = 0 if after_id is None else after_id
+    before = MAX_BIGINT if before_id is None else before_id
+    query = (
+        sa.select(events)
+        .where(events_of(key, value, after, before))
+        .order_by(*by_key(key, newest_first=newest_first))
+        .limit(limit)
+    )
     if filters.min_level is not None and filters.min_level is not Level.DEBUG:
         query = query.where(events.c.level.in_(_LEVELS_AT_LEAST[filters.min_level]))
     if filters.step_ids:

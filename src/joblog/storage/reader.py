@@ -6,6 +6,13 @@ connection goes back to the pool (nothing is kept per thread, so nothing leaks w
 worker thread retires). A read that meets a connection broken while it idled in the
 pool is tried once more on a new one: reads are idempotent, and the failed attempt
 invalidated the pool's older connections.
+
+The hot reads of a status request (resolution with the job's state, a summary's
+details, a live view's state) take a faster lane: each statement is compiled once and
+run on the pooled connection's driver cursor, and the driver's rows become plain dicts
+(:func:`~joblog.storage.rows.plain_rows`); SQLAlchemy's per-execution machinery cost
+several times the query itself on SQLite. Only statements whose parameters are text or
+integers go there (no bind conversion is applied).
 """
 
 from __future__ import annotations
@@ -21,21 +28,56 @@ from joblog.model import Job, LegacyFailoverJob, LogEvent, Step
 from joblog.storage import queries
 from joblog.storage.dialects import Backend
 from joblog.storage.dialects.base import Rows
-from joblog.storage.engine import storage_errors
+from joblog.storage.engine import is_storage_error, storage_errors, translate
 from joblog.storage.queries import EventFilter, JobFilter
 from joblog.storage.replica import ReplicaRoute
-from joblog.storage.rows import event_from_row, job_from_row, legacy_from_row, step_from_row
+from joblog.storage.rows import (
+    event_from_row,
+    job_from_row,
+    legacy_from_row,
+    plain_rows,
+    step_from_row,
+)
 
 __all__ = ["Reader"]
 
 T = TypeVar("T")
 _ALL_JOBS = JobFilter()
 _ALL_EVENTS = EventFilter()
+#: A row of the fast lane: column name to plain value.
+PlainRow = dict[str, Any]
+
+
+class _Compiled:
+    """A statement's SQL for one dialect and how to order its parameters."""
+
+    __slots__ = ("defaults", "names", "sql")
+
+    def __init__(self, statement: sa.Executable, dialect: sa.Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        self.sql = str(compiled)
+        if "POSTCOMPILE" in self.sql:
+            raise ValueError("the fast lane takes no expanding (IN) parameters")
+        self.defaults = dict(compiled.params)
+        self.names: tuple[str, ...] | None = (
+            tuple(compiled.positiontup) if compiled.positiontup is not None else None
+        )
+
+    def args(self, params: Mapping[str, Any]) -> Any:
+        merged = {**self.defaults, **params} if params else self.defaults
+        if self.names is None:
+            return merged
+        return tuple(merged[name] for name in self.names)
 
 
 def _a_hit(rows: Rows) -> bool:
     """A :func:`queries.first_hit` statement's answer names something."""
     return bool(rows) and rows[0]["hit"] is not None
+
+
+def _a_hit_first(results: list[list[PlainRow]]) -> bool:
+    """The fast lane's answer to one :func:`queries.first_hit` statement names something."""
+    return _a_hit(results[0])
 
 
 class Reader:
@@ -54,16 +96,25 @@ class Reader:
         self.engine = engine
         self.backend = backend
         self.replica = replica
+        self._compiled: dict[Any, _Compiled] = {}
 
     # -- the executor ------------------------------------------------------------------------
 
     def _run(
-        self, work: Callable[[sa.Connection], T], *, found: Callable[[T], bool] | None = None
+        self,
+        work: Callable[[Any], T],
+        *,
+        found: Callable[[T], bool] | None = None,
+        attempt: Callable[[sa.Engine, Callable[[Any], T]], T] | None = None,
     ) -> T:
+        """``work`` on the replica when it may answer (and, with ``found``, did find what
+        was asked), else on the primary; ``attempt`` runs it on an engine's connection
+        (default: a SQLAlchemy connection; the fast lane: the driver's)."""
+        attempt = attempt or self._attempt
         route = self.replica
         if route is not None and route.usable():
             try:
-                result = self._attempt(route.engine, work)
+                result = attempt(route.engine, work)
             except JobLogError as error:
                 route.failed(error)
             else:
@@ -74,7 +125,7 @@ class Reader:
             route.stats.primary_reads += 1
         elif route is not None:
             route.stats.primary_reads += 1
-        return self._attempt(self.engine, work)
+        return attempt(self.engine, work)
 
     @staticmethod
     def _attempt(engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
@@ -88,6 +139,51 @@ class Reader:
                 if attempt == 2 or not stale:
                     raise
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _attempt_driver(engine: sa.Engine, work: Callable[[Any], T]) -> T:
+        """``work(driver connection)`` on a pooled connection of ``engine``, with
+        :meth:`_attempt`'s one retry; a connection that broke is thrown away, never
+        handed out again."""
+        for attempt in (1, 2):
+            try:
+                with storage_errors("reading"):
+                    connection = engine.raw_connection()
+                    try:
+                        return work(connection.driver_connection)
+                    except Exception as error:
+                        if is_storage_error(error) and isinstance(
+                            translate(error, "reading"), StorageUnavailable
+                        ):
+                            connection.invalidate()
+                        raise
+                    finally:
+                        connection.close()
+            except StorageUnavailable:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def fetch(
+        self,
+        statements: Sequence[tuple[sa.Executable, Mapping[str, Any]]],
+        *,
+        found: Callable[[list[list[PlainRow]]], bool] | None = None,
+    ) -> list[list[PlainRow]]:
+        """The fast lane (see the module doc): fixed statements' rows as plain dicts, in
+        one round trip where the backend can (PostgreSQL's pipeline). ``found`` as for
+        :meth:`rows`."""
+        prepared = []
+        for statement, params in statements:
+            compiled = self._compiled.get(statement)
+            if compiled is None:
+                compiled = self._compiled[statement] = _Compiled(statement, self.engine.dialect)
+            prepared.append((compiled.sql, compiled.args(params)))
+
+        def work(driver: Any) -> list[list[PlainRow]]:
+            return [plain_rows(n, r) for n, r in self.backend.fetch(driver, prepared)]
+
+        return self._run(work, found=found, attempt=self._attempt_driver)
 
     def rows(
         self,
@@ -116,13 +212,14 @@ class Reader:
 
     def first_hit_with_job(
         self, statement: sa.Select[Any], any_id: str
-    ) -> tuple[str | None, Job | None]:
-        """The hit of a :func:`queries.first_hit_with_job` statement, and the job row."""
-        found = self.rows(statement, {"any_id": any_id}, found=_a_hit)
+    ) -> tuple[str | None, PlainRow | None]:
+        """The hit of a :func:`queries.first_hit_with_job` statement, and the job's row
+        with its :func:`~joblog.storage.queries.job_state` columns (None: no job row)."""
+        (found,) = self.fetch([(statement, {"any_id": any_id})], found=_a_hit_first)
         if not found or found[0]["hit"] is None:
             return None, None
         row = found[0]
-        return row["hit"], (job_from_row(row) if row["id"] is not None else None)
+        return row["hit"], (row if row["id"] is not None else None)
 
     # -- one job -------------------------------------------------------------------------------
 
@@ -144,26 +241,18 @@ class Reader:
     def children_of(self, job_id: str) -> list[Job]:
         return [job_from_row(row) for row in self.rows(queries.CHILDREN_OF, {"job_id": job_id})]
 
-    def state_of(self, job_id: str) -> tuple[Job | None, list[Step], list[Job]]:
-        """The job, its steps and its children (what a live view's state is made of)."""
-        job_rows, step_rows, child_rows = self.rows_many(
-            [
-                (queries.JOB, {"job_id": job_id}),
-                (queries.STEPS_OF, {"job_id": job_id}),
-                (queries.CHILDREN_OF, {"job_id": job_id}),
-            ]
+    def job_with_state(self, job_id: str) -> PlainRow | None:
+        """The job's row with its :func:`~joblog.storage.queries.job_state` columns."""
+        (found,) = self.fetch(
+            [(queries.JOB_WITH_STATE, {"job_id": job_id})], found=lambda rows: bool(rows[0])
         )
-        return (
-            job_from_row(job_rows[0]) if job_rows else None,
-            [step_from_row(row) for row in step_rows],
-            [job_from_row(row) for row in child_rows],
-        )
+        return found[0] if found else None
 
     def summary_details(
         self, job_id: str, recent: int = 20
     ) -> tuple[list[Step], list[LogEvent], list[Job]]:
         """What a summary shows besides the job: its steps, newest events, children."""
-        step_rows, event_rows, child_rows = self.rows_many(
+        step_rows, event_rows, child_rows = self.fetch(
             [
                 (queries.STEPS_OF, {"job_id": job_id}),
                 (queries.RECENT_EVENTS, {"job_id": job_id, "limit": recent}),

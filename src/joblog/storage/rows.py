@@ -2,14 +2,22 @@
 
 Timestamps come back as aware UTC datetimes; JSON columns decoded (LONGTEXT JSON of
 an adopted MariaDB database arrives as text and is parsed here).
+
+:func:`plain_rows` turns a driver's own rows (the reader's fast path, which skips
+SQLAlchemy's result processing) into the values SQLAlchemy would have given: naive UTC
+datetimes where SQLite returns text, decoded JSON where SQLite and MariaDB return text.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 
 from joblog.model import (
     Job,
@@ -26,6 +34,7 @@ __all__ = [
     "event_from_row",
     "job_from_row",
     "legacy_from_row",
+    "plain_rows",
     "step_from_row",
     "to_naive_utc",
 ]
@@ -47,12 +56,62 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def _json(value: Any) -> Any:
     # JSON columns come back decoded, except LONGTEXT attrs of older rows read raw.
-    if isinstance(value, str):
+    if isinstance(value, str | bytes):
         try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            pass
+        try:  # what orjson refuses and Python's json takes (NaN, Infinity)
             return json.loads(value)
         except ValueError:
-            return {"raw": value}
+            return {"raw": value if isinstance(value, str) else value.decode("utf-8", "replace")}
     return value
+
+
+def _columns_of(kind: type[sa.types.TypeEngine[Any]]) -> frozenset[str]:
+    from joblog.storage.schema import metadata
+
+    return frozenset(
+        column.name
+        for table in metadata.tables.values()
+        for column in table.columns
+        if isinstance(column.type, kind)
+    )
+
+
+#: Column names whose values are timestamps / JSON in every joblog table.
+TIMESTAMP_COLUMNS = _columns_of(sa.DateTime)
+JSON_COLUMNS = _columns_of(sa.JSON)
+_SQLITE_DIALECT = sa.create_mock_engine("sqlite://", None).dialect
+_SQLITE_TIMESTAMP = SQLITE_DATETIME().result_processor(_SQLITE_DIALECT, None)  # type: ignore[no-untyped-call]
+
+
+def _timestamp(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:  # a format of SQLAlchemy's own that fromisoformat does not read
+        assert _SQLITE_TIMESTAMP is not None
+        parsed: datetime | None = _SQLITE_TIMESTAMP(text)
+        return parsed
+
+
+def plain_rows(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """A driver's rows as dicts of the values a SQLAlchemy read gives (see the module doc)."""
+    stamps = [i for i, name in enumerate(names) if name in TIMESTAMP_COLUMNS]
+    documents = [i for i, name in enumerate(names) if name in JSON_COLUMNS]
+    out = []
+    for row in rows:
+        if stamps or documents:
+            values = list(row)
+            for i in stamps:
+                if values[i].__class__ is str:
+                    values[i] = _timestamp(values[i])
+            for i in documents:
+                if isinstance(values[i], str | bytes):
+                    values[i] = _json(values[i])
+            row = values
+        out.append(dict(zip(names, row, strict=True)))
+    return out
 
 
 def job_from_row(row: Mapping[Any, Any]) -> Job:

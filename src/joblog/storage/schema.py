@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
 __all__ = [
+    "CHILDREN",
+    "EXTERNAL_NEWEST",
     "FAILOVER_JOB_TYPES",
     "FAILOVER_STATUSES",
     "ID_COLLATION",
@@ -194,6 +196,12 @@ def _postgresql(
 
 
 sa.Index(JOB_NEWEST, log_events.c.job_id, log_events.c.id).ddl_if(callable_=_postgresql)
+# The same for an external ID's newest events (events-only producers, tier log_events):
+# PostgreSQL only, for the same reason (revision 0006).
+EXTERNAL_NEWEST = "idx_log_events_external_job_id_id"
+sa.Index(EXTERNAL_NEWEST, log_events.c.external_job_id, log_events.c.id).ddl_if(
+    callable_=_postgresql
+)
 
 failover_jobs = sa.Table(
     "failover_jobs",
@@ -270,6 +278,19 @@ sa.Index(
     sqlite_where=_holds,
 ).ddl_if(callable_=_not_mysql)
 RUNNING_HOLDER_COLUMN = "running_external_id"
+
+# A job's children, in order, from an index that holds only child jobs (revision 0006).
+# Top-level jobs' NULL parents are most rows: SQLite's ANALYZE counts them as one value
+# held by all, and its planner then walked created_at for every children lookup. Partial
+# on PostgreSQL and SQLite; MariaDB has no partial index and its plain one serves.
+CHILDREN = "idx_job_tracking_children"
+sa.Index(
+    CHILDREN,
+    job_tracking.c.parent_job_id,
+    job_tracking.c.created_at,
+    postgresql_where=job_tracking.c.parent_job_id.is_not(None),
+    sqlite_where=job_tracking.c.parent_job_id.is_not(None),
+).ddl_if(callable_=_not_mysql)
 
 
 @sa.event.listens_for(job_tracking, "after_create")

@@ -11,12 +11,28 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from joblog.storage.dialects.base import Backend, DialectName, ErrorKind, Purpose, Rare
+from joblog.storage.dialects.base import (
+    Backend,
+    DialectName,
+    ErrorKind,
+    KeyRange,
+    Purpose,
+    Rare,
+)
 from joblog.storage.dialects.mysql import MySQL
 from joblog.storage.dialects.postgresql import PostgreSQL
 from joblog.storage.dialects.sqlite import SQLite
 
-__all__ = ["Backend", "DialectName", "ErrorKind", "Purpose", "Rare", "backend_for", "backend_named"]
+__all__ = [
+    "Backend",
+    "DialectName",
+    "ErrorKind",
+    "KeyRange",
+    "Purpose",
+    "Rare",
+    "backend_for",
+    "backend_named",
+]
 
 _BACKENDS: dict[str, Backend] = {"sqlite": SQLite(), "postgresql": PostgreSQL(), "mysql": MySQL()}
 

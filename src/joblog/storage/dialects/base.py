@@ -25,10 +25,21 @@ if TYPE_CHECKING:
 
     from joblog._ops import EventRow
 
-__all__ = ["Backend", "DialectName", "ErrorKind", "Purpose", "Rare", "Rows"]
+__all__ = [
+    "Backend",
+    "DialectName",
+    "ErrorKind",
+    "KeyRange",
+    "Purpose",
+    "Rare",
+    "RawResult",
+    "Rows",
+]
 
 #: The rows of one read, as mappings of column name to value.
 Rows = Sequence[Mapping[Any, Any]]
+#: The column names and the row tuples of one read, as the driver returned them.
+RawResult = tuple[tuple[str, ...], Sequence[Sequence[Any]]]
 
 DialectName = Literal["sqlite", "postgresql", "mysql"]
 #: What an engine is for: reads (autocommit, no pre-ping), writes, or a migration run.
@@ -113,6 +124,21 @@ class Backend:
         """How far a replica has replayed the primary's log (a primary: its own position)."""
         return None
 
+    def fetch(self, dbapi: Any, statements: Sequence[tuple[str, Any]]) -> list[RawResult]:
+        """Compiled reads run on a DBAPI connection: each one's column names and row
+        tuples, as the driver returns them. One after another unless the backend can
+        send them at once."""
+        results: list[RawResult] = []
+        for sql, args in statements:
+            cursor = dbapi.cursor()
+            try:
+                cursor.execute(sql, args)
+                names = tuple(column[0] for column in cursor.description)
+                results.append((names, cursor.fetchall()))
+            finally:
+                cursor.close()
+        return results
+
     # -- schema changes -----------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -125,11 +151,20 @@ class Backend:
         op.execute(f"ALTER TABLE {table} ADD COLUMN {column_ddl}")
 
     def create_index_online(
-        self, op: Operations, name: str, table: str, columns: Sequence[str], *, unique: bool = False
+        self,
+        op: Operations,
+        name: str,
+        table: str,
+        columns: Sequence[str],
+        *,
+        unique: bool = False,
+        where: str | None = None,
     ) -> None:
-        """Build an index without blocking writers; may be run again."""
+        """Build an index without blocking writers; may be run again. ``where`` makes it
+        partial (PostgreSQL and SQLite; MariaDB has no partial indexes)."""
         kind = "UNIQUE INDEX" if unique else "INDEX"
-        op.execute(f"CREATE {kind} IF NOT EXISTS {name} ON {table} ({', '.join(columns)})")
+        partial = f" WHERE {where}" if where else ""
+        op.execute(f"CREATE {kind} IF NOT EXISTS {name} ON {table} ({', '.join(columns)}){partial}")
 
     def drop_index_online(self, op: Operations, name: str, table: str) -> None:
         op.execute(f"DROP INDEX IF EXISTS {name}")
@@ -154,9 +189,44 @@ class Rare(FunctionElement[bool]):
     inherit_cache = True
     name = "rare"
     type = sa.Boolean()
+    # A comparison, not a boolean value: without this, MySQL's compiler (no native
+    # boolean) renders ``(parent_job_id = %s) = 1``, which no index serves (a full scan
+    # of job_tracking for every children lookup).
+    _is_implicitly_boolean = True
 
 
 @compiles(Rare)
 def _compile_rare(element: Rare, compiler: SQLCompiler, **kw: Any) -> str:
     (condition,) = element.clauses
     return str(compiler.process(condition, **kw))
+
+
+class KeyRange(FunctionElement[bool]):
+    """``key = :value AND id > :after AND id < :before``: one job's (or external ID's)
+    log events between two IDs, for a statement ordered by ``(key, id)``.
+
+    Plain SQL on SQLite and MariaDB, whose index on ``key`` already ends in the primary
+    key. On PostgreSQL, written as row comparisons ``(key, id) > (:value, :after) AND
+    (key, id) < (:value, :before)``: with ``key = :value`` the planner treats ``key`` as a
+    constant, reads ``ORDER BY key, id`` as ``ORDER BY id``, and for an old job under
+    millions of newer events walks the primary key (backwards, or forwards from the
+    stream's last ID) filtering ``key``; the row comparisons are served by the
+    ``(key, id)`` index alone, which then gives the order as well.
+    """
+
+    inherit_cache = True
+    name = "key_range"
+    type = sa.Boolean()
+    _is_implicitly_boolean = True  # see Rare
+
+
+@compiles(KeyRange)
+def _compile_key_range(element: KeyRange, compiler: SQLCompiler, **kw: Any) -> str:
+    key, id_, value, after, before = (compiler.process(c, **kw) for c in element.clauses)
+    return f"{key} = {value} AND {id_} > {after} AND {id_} < {before}"
+
+
+@compiles(KeyRange, "postgresql")
+def _compile_key_range_pg(element: KeyRange, compiler: SQLCompiler, **kw: Any) -> str:
+    key, id_, value, after, before = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({key}, {id_}) > ({value}, {after}) AND ({key}, {id_}) < ({value}, {before})"

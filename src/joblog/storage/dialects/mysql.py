@@ -123,8 +123,17 @@ class MySQL(Backend):
         )
 
     def create_index_online(
-        self, op: Operations, name: str, table: str, columns: Sequence[str], *, unique: bool = False
+        self,
+        op: Operations,
+        name: str,
+        table: str,
+        columns: Sequence[str],
+        *,
+        unique: bool = False,
+        where: str | None = None,
     ) -> None:
+        if where is not None:
+            raise ValueError("MariaDB has no partial indexes")
         kind = "UNIQUE INDEX" if unique else "INDEX"
         op.execute(
             f"CREATE {kind} IF NOT EXISTS {name} ON {table} ({', '.join(columns)})"

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from joblog._ops import EVENT_COLUMNS
 from joblog.exceptions import ConfigError, StorageError
 from joblog.storage import schema
-from joblog.storage.dialects.base import Backend, ErrorKind, Purpose, Rows
+from joblog.storage.dialects.base import Backend, ErrorKind, Purpose, RawResult, Rows
 
 if TYPE_CHECKING:
     from alembic.operations import Operations
@@ -138,20 +138,32 @@ class PostgreSQL(Backend):
         self, connection: sa.Connection, statements: Sequence[tuple[sa.Executable, dict[str, Any]]]
     ) -> list[Rows]:
         """All statements in one round trip (psycopg's pipeline mode)."""
-        dbapi: Any = connection.connection.dbapi_connection
-        compiled = [(_compiled(stmt, connection.dialect), params) for stmt, params in statements]
+        compiled = []
+        for stmt, params in statements:
+            sql, defaults = _compiled(stmt, connection.dialect)
+            compiled.append((sql, {**defaults, **params}))
+        results = self.fetch(connection.connection.dbapi_connection, compiled)
+        return [[dict(zip(names, row, strict=True)) for row in rows] for names, rows in results]
+
+    def fetch(self, dbapi: Any, statements: Sequence[tuple[str, Any]]) -> list[RawResult]:
+        """All statements in one round trip (psycopg's pipeline mode)."""
+        if len(statements) == 1:
+            return super().fetch(dbapi, statements)
         cursors = []
-        with dbapi.pipeline():
-            for (sql, defaults), params in compiled:
-                cursor = dbapi.cursor()
-                cursor.execute(sql, {**defaults, **params})
-                cursors.append(cursor)
-        results: list[Rows] = []
-        for cursor in cursors:
-            names = [column[0] for column in cursor.description]
-            results.append([dict(zip(names, row, strict=True)) for row in cursor.fetchall()])
-            cursor.close()
-        return results
+        try:
+            with dbapi.pipeline():
+                for sql, args in statements:
+                    cursor = dbapi.cursor()
+                    cursors.append(cursor)
+                    cursor.execute(sql, args)
+            results: list[RawResult] = []
+            for cursor in cursors:
+                names = tuple(column[0] for column in cursor.description)
+                results.append((names, cursor.fetchall()))
+            return results
+        finally:
+            for cursor in cursors:
+                cursor.close()
 
     @contextlib.contextmanager
     def migration_lock(self, connection: sa.Connection, name: str) -> Iterator[None]:
@@ -175,13 +187,23 @@ class PostgreSQL(Backend):
         op.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column_ddl}")
 
     def create_index_online(
-        self, op: Operations, name: str, table: str, columns: Sequence[str], *, unique: bool = False
+        self,
+        op: Operations,
+        name: str,
+        table: str,
+        columns: Sequence[str],
+        *,
+        unique: bool = False,
+        where: str | None = None,
     ) -> None:
         kind = "UNIQUE INDEX" if unique else "INDEX"
+        partial = f" WHERE {where}" if where else ""
         with op.get_context().autocommit_block():
             # A failed CONCURRENTLY build leaves an INVALID index behind; drop it first.
             op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-            op.execute(f"CREATE {kind} CONCURRENTLY {name} ON {table} ({', '.join(columns)})")
+            op.execute(
+                f"CREATE {kind} CONCURRENTLY {name} ON {table} ({', '.join(columns)}){partial}"
+            )
 
     def drop_index_online(self, op: Operations, name: str, table: str) -> None:
         with op.get_context().autocommit_block():
