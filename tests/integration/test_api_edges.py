@@ -39,7 +39,13 @@ EXTERNAL = "edge-job-1"
 #: truncated sequence.
 HOSTILE = ("%00", "a%00b", "%ff", "x%ed%b0%80", "%ed%a0%80", "%c0%80", "%e2%82")
 #: A value for each path parameter that would otherwise route to real work.
-USABLE_PATH_VALUES = {"any_id": EXTERNAL, "job_id": EXTERNAL, "seq": "1", "name": "app.css"}
+USABLE_PATH_VALUES = {
+    "any_id": EXTERNAL,
+    "job_id": EXTERNAL,
+    "seq": "1",
+    "name": "app.css",
+    "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+}
 #: The methods a route takes that a client can call (HEAD mirrors GET).
 _SKIPPED_METHODS = {"HEAD"}
 
