@@ -27,7 +27,9 @@ def test_reaping_and_pruning_run_while_serving(database_url: str) -> None:
         with store.engine.begin() as conn:
             conn.execute(schema.job_tracking.update().values(heartbeat_at=past, updated_at=past))
         old = utcnow() - timedelta(days=90)
-        store.apply_batch([InsertEvents([(None, None, None, "INFO", "old", None, old)])])
+        store.apply_batch(
+            [InsertEvents([(None, None, None, "INFO", "old", None, old, None, None)])]
+        )
         app = create_app(
             store=store, reap_interval=0.1, retention=timedelta(days=30), prune_interval=0.1
         )

@@ -24,7 +24,9 @@ def test_pruning_in_small_batches_keeps_writers_moving(
     tracker.install_logging()
     store = tracker.store
     old = utcnow() - timedelta(days=60)
-    rows = [(None, None, None, "DEBUG", f"old {i}", None, old) for i in range(old_events)]
+    rows = [
+        (None, None, None, "DEBUG", f"old {i}", None, old, None, None) for i in range(old_events)
+    ]
     for start in range(0, old_events, 5000):
         store.apply_batch([InsertEvents(rows[start : start + 5000])])
     apply_times: list[float] = []

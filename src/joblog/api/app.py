@@ -4,14 +4,19 @@
 them on ``app.state`` (``store``, ``resolver``, ``settings``, ``metrics``); the dashboard's
 pages read them from there. Whoever runs a tracker in the same process (``joblog demo``)
 may attach it as ``app.state.tracker`` to have its writer counters in ``/metrics``.
+``app.state.housekeeping_runs`` counts the housekeeping rounds by ``(task, "ran" |
+"skipped")``.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -31,6 +36,7 @@ from joblog.api.schemas import ErrorBody
 from joblog.api.settings import ApiSettings
 from joblog.exceptions import JobLogError
 from joblog.resolve import Resolver
+from joblog.storage.maintenance import HousekeepingRun
 from joblog.storage.producer import ProducerWrites
 from joblog.storage.store import Store
 
@@ -58,7 +64,10 @@ def create_app(
     heartbeat for a while: :meth:`Housekeeping.reap_abandoned`) while the app serves; None: none.
     ``retention``: when set, every ``prune_interval`` seconds log events older than this
     are pruned in small batches (:meth:`Housekeeping.prune`; events of running jobs are kept).
-    These three, when given, override the settings' own.
+    These three, when given, override the settings' own. On PostgreSQL with a partitioned
+    ``log_events``, partitions are made ahead at startup and every ``prune_interval``.
+    Each round takes the task's lease for the database (:meth:`Housekeeping.lease`): of
+    the servers sharing one database, one does the round and the others skip it.
     """
     if reap_interval is not None and reap_interval <= 0:
         raise ValueError("reap_interval must be positive")
@@ -89,16 +98,21 @@ def create_app(
         limiter.total_tokens = _app.state.settings.worker_threads
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_app.state.hub.run)
+            runs = _app.state.housekeeping_runs
             if reap_every is not None:
                 log.info("reaper: every %gs, abandoned jobs are failed", reap_every)
-                tasks.start_soon(_every, reap_every, _reap, store)
+                tasks.start_soon(_every, reap_every, _reap, store, runs)
             if keep_for is not None:
                 log.info(
                     "pruning: log events older than %s, every %gs",
                     keep_for,
                     settings.prune_interval,
                 )
-                tasks.start_soon(_every, settings.prune_interval, _prune, store, keep_for)
+                tasks.start_soon(_every, settings.prune_interval, _prune, store, runs, keep_for)
+            if store.backend.event_partitions() is not None:
+                # A partitioned log_events needs partitions ahead, retention or not.
+                every = functools.partial(_every, start_now=True)
+                tasks.start_soon(every, settings.prune_interval, _partitions, store, runs)
             try:
                 yield
             finally:
@@ -130,6 +144,8 @@ def create_app(
     )
     app.state.tracker = None
     app.state.reap_interval = reap_every
+    #: (task, "ran" | "skipped") -> rounds of housekeeping this process did or stood aside for.
+    app.state.housekeeping_runs = collections.Counter()
     install_error_handlers(app)
     # Inside access control (a client is authenticated first), outside every route.
     app.add_middleware(InputGuard, refusals=_refusals())
@@ -179,23 +195,50 @@ def _include_dashboard(app: FastAPI) -> None:
     app.include_router(build_router())
 
 
-async def _every(interval: float, job: Callable[..., None], *args: Any) -> None:
-    """Run the housekeeping ``job`` in a worker thread every ``interval`` seconds."""
+async def _every(
+    interval: float, job: Callable[..., None], *args: Any, start_now: bool = False
+) -> None:
+    """Run the housekeeping ``job`` in a worker thread every ``interval`` seconds.
+
+    Rounds fall on multiples of ``interval`` on the wall clock, so the servers sharing a
+    database start theirs together: one takes the task's lease, the others skip the round.
+    """
+    if start_now:
+        await _run_job(job, *args)
     while True:
-        await anyio.sleep(interval)
-        try:
-            await run_in_threadpool(job, *args)
-        except JobLogError as exc:  # the database may be down; try again next time
-            log.warning("%s failed: %s", job.__name__.strip("_"), exc)
+        await anyio.sleep(interval - time.time() % interval)
+        await _run_job(job, *args)
 
 
-def _reap(store: Store) -> None:
-    reaped = store.housekeeping.reap_abandoned()
-    if reaped:
-        log.info("failed %d abandoned job(s): %s", len(reaped), ", ".join(reaped))
+async def _run_job(job: Callable[..., None], *args: Any) -> None:
+    try:
+        await run_in_threadpool(job, *args)
+    except JobLogError as exc:  # the database may be down; try again next time
+        log.warning("%s failed: %s", job.__name__.strip("_"), exc)
 
 
-def _prune(store: Store, retention: timedelta) -> None:
-    report = store.housekeeping.prune(retention)
-    if report.events or report.batch_keys:
-        log.info("pruned %d log events older than %s", report.events, retention)
+def _record(runs: collections.Counter[tuple[str, str]], run: HousekeepingRun) -> None:
+    """Count the round; log it at INFO when it changed something, else at DEBUG."""
+    runs[(run.task, run.outcome)] += 1
+    pruned, made = run.pruned, run.partitions
+    changed = bool(
+        run.reaped
+        or (pruned is not None and (pruned.events or pruned.batch_keys or pruned.jobs))
+        or (made is not None and (made.created or made.deferred))
+    )
+    line = run.describe()
+    if run.reaped:
+        line += ": " + ", ".join(run.reaped)
+    log.log(logging.INFO if changed else logging.DEBUG, "%s", line)
+
+
+def _reap(store: Store, runs: collections.Counter[tuple[str, str]]) -> None:
+    _record(runs, store.housekeeping.run_reap())
+
+
+def _prune(store: Store, runs: collections.Counter[tuple[str, str]], retention: timedelta) -> None:
+    _record(runs, store.housekeeping.run_prune(retention))
+
+
+def _partitions(store: Store, runs: collections.Counter[tuple[str, str]]) -> None:
+    _record(runs, store.housekeeping.run_partitions())

@@ -22,6 +22,7 @@ from joblog._ops import EVENT_COLUMNS
 from joblog.exceptions import ConfigError, StorageError
 from joblog.storage import schema
 from joblog.storage.dialects.base import Backend, ErrorKind, Purpose, Rows
+from joblog.storage.dialects.pg_partitions import EVENT_PARTITIONS, EventPartitions
 
 if TYPE_CHECKING:
     from alembic.operations import Operations
@@ -133,7 +134,7 @@ class PostgreSQL(Backend):
 
     @contextlib.contextmanager
     def migration_lock(self, connection: sa.Connection, name: str) -> Iterator[None]:
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        key = _lock_key(name)
         lock = connection.execution_options(isolation_level="AUTOCOMMIT")
         # Poll instead of pg_advisory_lock(): a session waiting inside a statement holds a
         # snapshot, and CREATE INDEX CONCURRENTLY in the lock holder would wait for that
@@ -147,6 +148,24 @@ class PostgreSQL(Backend):
             yield
         finally:
             lock.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+    @contextlib.contextmanager
+    def housekeeping_lease(self, engine: sa.Engine, task: str) -> Iterator[bool]:
+        # A transaction-level advisory lock in a transaction of its own connection, not a
+        # session-level one: behind PgBouncer in transaction mode a session lock would stay
+        # on whichever server connection took it, and its unlock could go to another. An
+        # open READ COMMITTED transaction that only took a lock holds no snapshot, so it
+        # does not hold back VACUUM while a long prune runs. Advisory locks are per
+        # database: two joblog databases on one server do not share a lease.
+        with engine.connect() as connection, connection.begin():
+            held = connection.scalar(
+                sa.text("SELECT pg_try_advisory_xact_lock(:k)"),
+                {"k": _lock_key(f"joblog-housekeeping:{task}")},
+            )
+            yield bool(held)
+
+    def event_partitions(self) -> EventPartitions:
+        return EVENT_PARTITIONS
 
     def add_column_online(self, op: Operations, table: str, column_ddl: str) -> None:
         # A nullable column without a volatile default is a catalog-only change.
@@ -171,6 +190,11 @@ class PostgreSQL(Backend):
         for index in indexes:
             self.drop_index_online(op, index, table)
         op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}")
+
+
+def _lock_key(name: str) -> int:
+    """An advisory lock key (a signed 64-bit number) for ``name``."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 _COMPILED: dict[tuple[int, str], tuple[str, dict[str, Any]]] = {}
