@@ -27,16 +27,19 @@ from typing import Literal
 import sqlalchemy as sa
 
 from joblog._ids import utcnow
+from joblog.exceptions import ConfigError, StorageError
 from joblog.model import JobStatus, Level, StepStatus
 from joblog.storage import schema
 from joblog.storage.dialects import Backend
-from joblog.storage.dialects.pg_partitions import Partition, PartitionReport
+from joblog.storage.dialects.pg_convert import Conversion, ConversionReport
+from joblog.storage.dialects.pg_partitions import DEFAULT_INTERVAL, Partition, PartitionReport
 from joblog.storage.engine import storage_errors
 
 __all__ = [
     "ABANDONED",
     "DEFAULT_HEARTBEAT_TIMEOUT",
     "TASKS",
+    "ConversionReport",
     "Housekeeping",
     "HousekeepingRun",
     "PartitionReport",
@@ -307,6 +310,40 @@ class Housekeeping:
             return None
         with storage_errors("creating partitions of log_events"):
             return partitions.make_ahead(self.engine, interval=interval)
+
+    def partition_events(
+        self, interval: timedelta | None = None, progress: Callable[[str], None] | None = None
+    ) -> ConversionReport | PartitionReport:
+        """``joblog db partition``: convert a plain ``log_events`` to a partitioned one while
+        it is written to (:mod:`joblog.storage.dialects.pg_convert`), or, when it is
+        partitioned already, make partitions ahead (``interval`` changing their width).
+        PostgreSQL only; under the partitions lease (refused while another holds it)."""
+        partitions = self.backend.event_partitions()
+        if partitions is None:
+            raise ConfigError(
+                "log_events is partitioned on PostgreSQL only; on SQLite and MariaDB it stays"
+                " one table, pruned row by row"
+            )
+        with self.lease("partitions") as held:
+            if not held:
+                raise StorageError(
+                    "another joblog process is changing the partitions of this database;"
+                    " try again when it is done",
+                    transient=True,
+                )
+            with storage_errors("reading log_events"), self.engine.connect() as connection:
+                partitioned = partitions.is_partitioned(connection)
+            with storage_errors("partitioning log_events"):
+                if partitioned:
+                    made = partitions.make_ahead(self.engine, interval=interval)
+                    assert made is not None
+                    return made
+                conversion = Conversion(
+                    self.engine, interval or DEFAULT_INTERVAL, progress=progress
+                )
+                report = conversion.run(utcnow())
+                partitions.make_ahead(self.engine)
+                return report
 
     def _delete_in_batches(
         self,

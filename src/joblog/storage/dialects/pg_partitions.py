@@ -131,11 +131,12 @@ def floor_to(moment: datetime, interval: timedelta) -> datetime:
     return moment - (moment - _EPOCH) % interval
 
 
-def partition_name(lower: datetime, interval: timedelta) -> str:
+def partition_name(lower: datetime, interval: timedelta, prefix: str = "p") -> str:
+    """``log_events_p20260105`` (``..._0600`` when a partition starts off midnight)."""
     whole_days = interval % timedelta(days=1) == timedelta(0)
     if whole_days and (lower.hour, lower.minute) == (0, 0):
-        return f"{TABLE}_p{lower:%Y%m%d}"
-    return f"{TABLE}_p{lower:%Y%m%d_%H%M}"
+        return f"{TABLE}_{prefix}{lower:%Y%m%d}"
+    return f"{TABLE}_{prefix}{lower:%Y%m%d_%H%M}"
 
 
 def is_partition_name(name: str) -> bool:
@@ -153,16 +154,18 @@ def literal(moment: datetime) -> str:
     return f"'{moment.isoformat(sep=' ')}'"
 
 
-def fresh_partitions(now: datetime, interval: timedelta = DEFAULT_INTERVAL) -> list[str]:
-    """DDL for a new, empty ``log_events``: its default partition and the partitions from
-    the current slot to the horizon (``CREATE TABLE ... PARTITION OF``: nothing uses the
-    table yet, so its lock costs nothing)."""
-    statements = [f"CREATE TABLE {DEFAULT_PARTITION} PARTITION OF {TABLE} DEFAULT"]
+def fresh_partitions(
+    now: datetime, interval: timedelta = DEFAULT_INTERVAL, parent: str = TABLE
+) -> list[str]:
+    """DDL for a new, empty partitioned table: its default partition and the partitions
+    from the current slot to the horizon (``CREATE TABLE ... PARTITION OF``: nothing uses
+    the table yet, so its lock costs nothing)."""
+    statements = [f"CREATE TABLE {DEFAULT_PARTITION} PARTITION OF {parent} DEFAULT"]
     lower = floor_to(now, interval)
     while lower < horizon(now, interval):
         upper = lower + interval
         statements.append(
-            f"CREATE TABLE {partition_name(lower, interval)} PARTITION OF {TABLE}"
+            f"CREATE TABLE {partition_name(lower, interval)} PARTITION OF {parent}"
             f" FOR VALUES FROM ({literal(lower)}) TO ({literal(upper)})"
         )
         lower = upper

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -153,16 +153,17 @@ class PostgreSQL(Backend):
     def housekeeping_lease(self, engine: sa.Engine, task: str) -> Iterator[bool]:
         # A transaction-level advisory lock in a transaction of its own connection, not a
         # session-level one: behind PgBouncer in transaction mode a session lock would stay
-        # on whichever server connection took it, and its unlock could go to another. An
-        # open READ COMMITTED transaction that only took a lock holds no snapshot, so it
-        # does not hold back VACUUM while a long prune runs. Advisory locks are per
-        # database: two joblog databases on one server do not share a lease.
+        # on whichever server connection took it, and its unlock could go to another.
+        # Advisory locks are per database: two joblog databases on one server do not
+        # share a lease. The key is a literal, not a parameter: a statement with
+        # parameters leaves its portal open until the next one, holding a snapshot, and
+        # an idle transaction with a snapshot would hold back VACUUM for as long as a
+        # prune runs, and make CREATE INDEX CONCURRENTLY (a migration, ``joblog db
+        # partition``) wait for the round to end. Sent as a simple query, it holds none.
+        key = _lock_key(f"joblog-housekeeping:{task}")
         with engine.connect() as connection, connection.begin():
-            held = connection.scalar(
-                sa.text("SELECT pg_try_advisory_xact_lock(:k)"),
-                {"k": _lock_key(f"joblog-housekeeping:{task}")},
-            )
-            yield bool(held)
+            held = connection.exec_driver_sql(f"SELECT pg_try_advisory_xact_lock({key:d})")
+            yield bool(held.scalar())
 
     def event_partitions(self) -> EventPartitions:
         return EVENT_PARTITIONS
@@ -175,12 +176,30 @@ class PostgreSQL(Backend):
         self, op: Operations, name: str, table: str, columns: Sequence[str], *, unique: bool = False
     ) -> None:
         kind = "UNIQUE INDEX" if unique else "INDEX"
+        listed = ", ".join(columns)
+        partitions = _partitions_of(op, table)
         with op.get_context().autocommit_block():
-            # A failed CONCURRENTLY build leaves an INVALID index behind; drop it first.
-            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-            op.execute(f"CREATE {kind} CONCURRENTLY {name} ON {table} ({', '.join(columns)})")
+            if partitions is None:
+                # A failed CONCURRENTLY build leaves an INVALID index behind; drop it first.
+                op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                op.execute(f"CREATE {kind} CONCURRENTLY {name} ON {table} ({listed})")
+                return
+            # A partitioned table (log_events, see pg_partitions) has no CONCURRENTLY: the
+            # index goes on the table alone (invalid until complete), each partition's is
+            # built concurrently and attached; the last attach makes it valid.
+            op.execute(f"CREATE {kind} IF NOT EXISTS {name} ON ONLY {table} ({listed})")
+            for partition, child, valid in partitions(name):
+                if valid is False:  # a build that failed before
+                    op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {child}")
+                if not valid:
+                    op.execute(f"CREATE {kind} CONCURRENTLY {child} ON {partition} ({listed})")
+                op.execute(f"ALTER INDEX {name} ATTACH PARTITION {child}")
 
     def drop_index_online(self, op: Operations, name: str, table: str) -> None:
+        if _partitions_of(op, table) is not None:
+            # No CONCURRENTLY for a partitioned index: a short lock of the table instead.
+            op.execute(f"DROP INDEX IF EXISTS {name}")
+            return
         with op.get_context().autocommit_block():
             op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
 
@@ -190,6 +209,52 @@ class PostgreSQL(Backend):
         for index in indexes:
             self.drop_index_online(op, index, table)
         op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}")
+
+
+def _partitions_of(
+    op: Operations, table: str
+) -> Callable[[str], list[tuple[str, str, bool | None]]] | None:
+    """None when ``table`` is not partitioned (or offline, ``--sql``: the SQL then assumes
+    a plain table); else, for an index name, each partition with the name its index on
+    it gets and whether that index exists valid (True), invalid (False) or not (None)."""
+    context = op.get_context()
+    if context.as_sql:
+        return None
+    bind = op.get_bind()
+    kind = bind.scalar(
+        sa.text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table}
+    )
+    if kind != "p":
+        return None
+    partitions = list(
+        bind.execute(
+            sa.text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = to_regclass(:t) ORDER BY c.relname"
+            ),
+            {"t": table},
+        ).scalars()
+    )
+
+    def children(index: str) -> list[tuple[str, str, bool | None]]:
+        found = []
+        for partition in partitions:
+            child = _child_index_name(partition, index)
+            valid = bind.scalar(
+                sa.text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:i)"),
+                {"i": child},
+            )
+            found.append((partition, child, valid))
+        return found
+
+    return children
+
+
+def _child_index_name(partition: str, index: str) -> str:
+    name = f"{partition}_{index}"
+    if len(name) <= 63:
+        return name
+    return f"{partition[:50]}_{hashlib.sha256(name.encode()).hexdigest()[:12]}"
 
 
 def _lock_key(name: str) -> int:
