@@ -143,12 +143,11 @@ class TestNewDatabase:
         assert "PARTITION BY RANGE (ts)" in sql
         assert f"CREATE TABLE {DEFAULT_PARTITION} PARTITION OF log_events DEFAULT" in sql
 
+    @pytest.mark.parametrize("other", ["sqlite", "mariadb"])
     def test_sqlite_and_mariadb_keep_one_table(
-        self, backend: str, make_database: MakeDatabase
+        self, other: str, make_database: MakeDatabase
     ) -> None:
-        if backend == "postgresql":
-            pytest.skip("partitioned there")
-        url = make_database(backend)
+        url = make_database(other)
         migrate.upgrade(url)
         assert schema_diff(url) == []
         with connected(url) as connection:
