@@ -1,6 +1,6 @@
 """RESULTS.md and the lookup chart, rendered from the JSON each benchmark run leaves.
 
-Each section (lookup, ingest, api) keeps its own JSON under ``benchmarks/.data``; every
+Each section (lookup, ingest, api, retention) keeps its own JSON under ``benchmarks/.data``; every
 ratio inside a section comes from that one run, and each section says when it ran.
 """
 
@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from joblog.bench.retention import render_retention
 from joblog.bench.strategies import STRATEGIES
 
-__all__ = ["load_section", "render", "save_section", "write_report"]
+__all__ = ["load_section", "render", "save_section", "write_report", "write_retention"]
 
 TITLES = {s.key: s.title for s in STRATEGIES}
 QUERY_TYPES = {s.key: s.query_type for s in STRATEGIES}
@@ -441,6 +442,9 @@ def render(
         out += _ingest_sections(ingest)
     if api:
         out += _api_sections(api)
+    retention = sections.get("retention")
+    if retention:
+        out += render_retention(retention)
     if analysis:
         out += [
             "## Why the missed targets are missed",
@@ -487,7 +491,9 @@ def write_chart(lookup: dict[str, Any], path: Path) -> None:
 
 def write_report(out_dir: Path) -> Path:
     data_dir = out_dir / ".data"
-    sections = {name: load_section(data_dir, name) for name in ("lookup", "ingest", "api")}
+    sections = {
+        name: load_section(data_dir, name) for name in ("lookup", "ingest", "api", "retention")
+    }
     chart = None
     lookup = sections["lookup"]
     if lookup:
@@ -497,4 +503,26 @@ def write_report(out_dir: Path) -> Path:
     analysis = analysis_path.read_text() if analysis_path.exists() else None
     path = out_dir / "RESULTS.md"
     path.write_text(render(sections, chart, analysis))
+    return path
+
+
+def write_retention(out_dir: Path) -> Path:
+    """Put the retention section into RESULTS.md in place (or at the end), leaving the
+    sections whose raw numbers are not in this checkout's ``.data`` as they are."""
+    data = load_section(out_dir / ".data", "retention")
+    path = out_dir / "RESULTS.md"
+    if data is None or not path.exists():
+        return write_report(out_dir)
+    section = render_retention(data)
+    lines = path.read_text().rstrip("\n").split("\n")
+    heading = section[0]
+    if heading in lines:
+        start = lines.index(heading)
+        end = next(
+            (n for n in range(start + 1, len(lines)) if lines[n].startswith("## ")), len(lines)
+        )
+        lines[start:end] = section
+    else:
+        lines += ["", *section]
+    path.write_text("\n".join(lines).rstrip("\n") + "\n")
     return path

@@ -180,6 +180,40 @@ def run_api_command(
     _run_section(out, "api", dbs, quiet, lambda reporter: run_api(dbs, config, reporter))
 
 
+def run_retention_command(
+    backends: str,
+    pg_url: str,
+    mariadb_url: str,
+    out: Path,
+    quick: bool,
+    quiet: bool,
+    events: str,
+) -> None:
+    from joblog.bench.retention import RetentionConfig, run_retention
+
+    config = RetentionConfig(events=100_000 if quick else _count(events))
+    chosen = ",".join(b for b in backends.split(",") if b.strip() == "postgresql")
+    if not chosen:
+        raise click.BadParameter("retention is measured on postgresql", param_hint="--backends")
+    dbs = databases(chosen, pg_url, mariadb_url, out, "")
+    _run_section(
+        out, "retention", dbs, quiet, lambda reporter: run_retention(dbs, config, reporter)
+    )
+
+
+def _count(text: str) -> int:
+    """``10m``, ``500k`` or a plain number."""
+    cleaned = text.strip().lower().replace("_", "").replace(",", "")
+    scale = {"k": 1_000, "m": 1_000_000}.get(cleaned[-1:], 1)
+    try:
+        value = int(cleaned[:-1] if scale > 1 else cleaned) * scale
+    except ValueError:
+        raise click.BadParameter(f"not a count: {text!r} (e.g. 10m, 500k)") from None
+    if value < 1000:
+        raise click.BadParameter("at least 1,000 events")
+    return value
+
+
 def _run_section(
     out: Path,
     name: str,
@@ -250,6 +284,27 @@ def api(**options: Any) -> None:
     """The status endpoint by external ID under 1, 16 and 64 concurrent pollers."""
     run_api_command(**options)
     _finish(options["out"])
+
+
+@bench.command()
+@common_options
+@click.option(
+    "--events",
+    default="10m",
+    show_default=True,
+    help="Events older than the retention, which the prune removes (e.g. 10m, 1m, 200k).",
+)
+def retention(**options: Any) -> None:
+    """Retention on PostgreSQL: partition drop vs DELETE (time, WAL bytes, dead rows), and
+    the writers' stall while `joblog db partition` converts a table of the same events.
+
+    Needs room for four copies of the events (10m: about 4 GB each); takes about half an
+    hour at 10m on 2 cores. Not part of `all`.
+    """
+    from joblog.bench.report import write_retention
+
+    run_retention_command(**options)
+    click.echo(f"wrote {write_retention(options['out'])}")
 
 
 @bench.command("all")

@@ -268,14 +268,46 @@ class EventPartitions:
         start = max(uppers) if uppers else floor_to(now, width)
         if (horizon(now, width) - start) / width > MAX_CREATED_PER_ROUND:
             start = floor_to(now, width)
+        end = horizon(now, width)
+        if width != current and start >= end:
+            end = start + width  # one partition of the new width records it
+        return self._make(engine, partitions, columns, start, end, width)
+
+    def cover(
+        self, engine: sa.Engine, lower: datetime, upper: datetime, interval: timedelta | None = None
+    ) -> PartitionReport | None:
+        """Create the partitions of ``[lower, upper)`` (slots of ``interval``, by default the
+        one in force) that no partition covers yet, e.g. before loading older events."""
+        with engine.connect() as connection:
+            partitions = self.layout(connection)
+            columns = self.columns(connection)
+        if partitions is None:
+            return None
+        width = check_interval(interval) if interval is not None else self.interval(partitions)
+        return self._make(engine, partitions, columns, floor_to(lower, width), upper, width)
+
+    def _make(
+        self,
+        engine: sa.Engine,
+        partitions: Sequence[Partition],
+        columns: Sequence[str],
+        start: datetime,
+        end: datetime,
+        width: timedelta,
+    ) -> PartitionReport:
+        """Partitions of ``width`` from ``start`` until one ends at or after ``end``,
+        skipping any slot that an existing partition overlaps."""
+        taken = [p for p in partitions if not p.is_default]
+        has_default = len(taken) < len(partitions)
         created: list[str] = []
         deferred: list[str] = []
         moved = 0
-        has_default = any(p.is_default for p in partitions)
-        force = width != current
-        while start < horizon(now, width) or (force and not created and not deferred):
+        while start < end:
             upper = start + width
             name = partition_name(start, width)
+            if any(_overlaps(p, start, upper) for p in taken):
+                start = upper
+                continue
             try:
                 moved += self._attach(engine, name, start, upper, columns, has_default)
             except sa.exc.OperationalError as error:
@@ -381,6 +413,12 @@ class EventPartitions:
                 ).rowcount
             connection.exec_driver_sql(f"DROP TABLE {name}")
         return total - moved, moved
+
+
+def _overlaps(partition: Partition, lower: datetime, upper: datetime) -> bool:
+    starts_before_upper = partition.lower is None or partition.lower < upper
+    ends_after_lower = partition.upper is None or partition.upper > lower
+    return starts_before_upper and ends_after_lower
 
 
 def _order(partition: Partition) -> tuple[int, datetime]:
