@@ -62,7 +62,7 @@ def insert_legacy(tracker: joblog.Tracker, job_id: str, status: str) -> None:
 
 def insert_event(tracker: joblog.Tracker, job_id: str | None, external_id: str) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
-    row = (job_id, None, external_id, "INFO", "Failover job started", None, now)
+    row = (job_id, None, external_id, "INFO", "Failover job started", None, now, None, None)
     tracker.store.apply_batch([InsertEvents([row])])
 
 
