@@ -301,10 +301,39 @@ def retention(**options: Any) -> None:
     Needs room for four copies of the events (10m: about 4 GB each); takes about half an
     hour at 10m on 2 cores. Not part of `all`.
     """
-    from joblog.bench.report import write_retention
+    from joblog.bench.report import write_in_place
 
     run_retention_command(**options)
-    click.echo(f"wrote {write_retention(options['out'])}")
+    click.echo(f"wrote {write_in_place(options['out'], 'retention')}")
+
+
+@bench.command()
+@common_options
+@click.option("--jobs", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@click.option("--events", default="100k", show_default=True, help="Old events to prune.")
+def housekeeping(
+    backends: str,
+    pg_url: str,
+    mariadb_url: str,
+    out: Path,
+    quick: bool,
+    quiet: bool,
+    jobs: int,
+    events: str,
+) -> None:
+    """Three `joblog serve` processes on one database: each abandoned job failed once,
+    each old event pruned once, and which server did which round (per backend)."""
+    from joblog.bench.housekeeping import HousekeepingConfig, run_housekeeping
+    from joblog.bench.report import write_in_place
+
+    config = HousekeepingConfig(jobs=jobs, events=_count(events))
+    if quick:
+        config = HousekeepingConfig(jobs=50, events=5_000, rounds_after=3.0)
+    dbs = databases(backends, pg_url, mariadb_url, out, "_housekeeping")
+    _run_section(
+        out, "housekeeping", dbs, quiet, lambda reporter: run_housekeeping(dbs, config, reporter)
+    )
+    click.echo(f"wrote {write_in_place(out, 'housekeeping')}")
 
 
 @bench.command("all")
