@@ -46,7 +46,9 @@ def job(url: str) -> dict[str, Any]:
         tracker.log_event("INFO", "saved to C:\\temp\\Report")
     tracker.flush(30)
     now = datetime.now(UTC).replace(tzinfo=None)
-    rows = [(None, None, "go-producer-7", "INFO", f"line {n}", None, now, None, None) for n in range(3)]
+    rows = [
+        (None, None, "go-producer-7", "INFO", f"line {n}", None, now, None, None) for n in range(3)
+    ]
     tracker.store.apply_batch([InsertEvents(rows)])
     with tracker.store.engine.begin() as conn:
         conn.execute(

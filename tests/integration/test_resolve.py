@@ -69,7 +69,19 @@ class TestTiers:
         tracker.store.apply_batch(
             [
                 InsertEvents(
-                    [(None, None, "go-producer-7", "INFO", "Failover job started", None, now, None, None)]
+                    [
+                        (
+                            None,
+                            None,
+                            "go-producer-7",
+                            "INFO",
+                            "Failover job started",
+                            None,
+                            now,
+                            None,
+                            None,
+                        )
+                    ]
                 )
             ]
         )
@@ -83,7 +95,9 @@ class TestTiers:
             pass
         tracker.flush(30)
         now = datetime.now(UTC).replace(tzinfo=None)
-        tracker.store.apply_batch([InsertEvents([(job.id, None, "gui-9", "INFO", "x", None, now, None, None)])])
+        tracker.store.apply_batch(
+            [InsertEvents([(job.id, None, "gui-9", "INFO", "x", None, now, None, None)])]
+        )
         summary = tracker.resolve("gui-9")
         assert summary.resolved_by is ResolvedBy.LOG_EVENTS
         assert summary.job.id == job.id
