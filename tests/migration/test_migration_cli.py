@@ -114,7 +114,7 @@ class TestRelativeRevisions:
         migrate.upgrade(database_url)
         result = runner.invoke(db, ["downgrade", "-1", "--url", database_url])
         assert result.exit_code == 0, result.output
-        assert migrate.current(database_url) == "0004_exact_ids"
+        assert migrate.current(database_url) == "0005_event_lookups"
 
     def test_too_far_is_a_clean_error(self, runner: CliRunner, database_url: str) -> None:
         migrate.upgrade(database_url, "0001_base")

@@ -181,7 +181,7 @@ def partition(interval: timedelta | None, url: str) -> None:
     log_events while producers and servers keep writing: nothing is copied, the old
     table becomes the partition of everything before a boundary a day or more ahead,
     and new partitions start there. Writers wait only for the final swap, whose length
-    is printed (milliseconds on an idle lock; each lock is asked for with a 2 s timeout
+    is printed (milliseconds on an idle lock; each lock is asked for with a short timeout
     and asked again, so a long query delays the conversion, not the writers). A run that
     fails or is interrupted is undone (by itself, or by the next run).
 

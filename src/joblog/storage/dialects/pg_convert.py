@@ -18,8 +18,10 @@ every row is prepared first, while writers go on:
    the names change places, the old table is attached (its indexes and foreign keys
    match the new ones', so none is built or validated), the diverted rows go in.
 
-Each lock is asked for with a ``lock_timeout`` and asked again when not granted, so a long
-query delays the conversion instead of stalling writers queued behind the lock. A failure
+Each lock is asked for with a short ``lock_timeout`` and asked again when not granted, so a
+long query delays the conversion instead of stalling writers queued behind the lock, and a
+writer that waits for the conversion while the conversion waits for it is never the one a
+deadlock aborts (see :data:`~.pg_partitions.LOCK_TIMEOUT`). A failure
 undoes steps 1-4 (the ``(id, ts)`` index stays for the next run); a conversion interrupted
 by a crash is undone the same way by the next run. Databases adopted from the platform are
 refused: their ``log_events`` stays as the platform built it.
@@ -55,8 +57,8 @@ DIVERT = "joblog_divert_events"
 BOUND_CHECK = "log_events_conversion_bound"
 ID_TS = "log_events_id_ts"
 ADOPTION_TABLE = "joblog_adoption"
-#: Attempts at each lock before the conversion gives up (LOCK_TIMEOUT apart).
-LOCK_ATTEMPTS = 60
+#: Attempts at each step's locks before the conversion gives up (about two minutes).
+LOCK_ATTEMPTS = 240
 _NAME_LIMIT = 63
 
 
@@ -345,7 +347,7 @@ class Conversion:
                 if not lock_not_granted(error) or attempt == self.lock_attempts - 1:
                     raise
                 self.lock_retries += 1
-                time.sleep(0.2)
+                time.sleep(0.25)  # let the writers that queued behind the request through
 
 
 #: An index of log_events: name, definition, constraint type (``p``, ``u``) or None.

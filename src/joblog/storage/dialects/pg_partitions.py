@@ -28,8 +28,9 @@ and dropped by a later round once the job has ended: the lock of the drop stays 
 Partitions are created by ``ATTACH PARTITION`` (SHARE UPDATE
 EXCLUSIVE on ``log_events``: reads and writes go on); detaching one needs a moment of
 ACCESS EXCLUSIVE (``DETACH ... CONCURRENTLY`` is not allowed beside a default partition),
-taken with a short ``lock_timeout`` so that a long query delays the drop to the next round
-instead of stalling every writer behind the lock queue.
+taken with a short ``lock_timeout`` (:data:`LOCK_TIMEOUT`) so that a long query delays the
+drop to the next round instead of stalling every writer behind the lock queue, and so that
+a writer waiting on the DDL while the DDL waits on it never becomes a deadlock's victim.
 """
 
 from __future__ import annotations
@@ -62,8 +63,13 @@ __all__ = [
 TABLE = "log_events"
 DEFAULT_PARTITION = "log_events_default"
 DEFAULT_INTERVAL = timedelta(days=1)
-#: How long a partition change waits for a lock before giving up until the next round.
-LOCK_TIMEOUT = "2s"
+#: How long a partition change waits for each lock before giving up (until the next round,
+#: or the next attempt). Attaching or detaching a partition locks log_events, then
+#: job_tracking and job_steps (their foreign keys); a writer may hold one of those and
+#: wait for another. Three waits of this length end before PostgreSQL's deadlock_timeout
+#: (1 s by default) would pick a victim, so in such a cycle the DDL gives up, not the
+#: writer.
+LOCK_TIMEOUT = "250ms"
 #: At most this many events of open jobs are moved out of a partition being dropped
 #: (under the lock of the drop); a partition holding more is kept whole until they end.
 MAX_MOVED = 10_000
