@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from joblog._ids import utcnow
-from joblog._ops import EventRow, InsertEvents
+from joblog._ops import EVENT_COLUMNS, EventRow, InsertEvents
 from joblog.bench.backends import BenchDatabase
 from joblog.bench.progress import Reporter
 from joblog.storage import migrate
@@ -168,13 +168,15 @@ def _build(
             assert partitions is not None
             first = now - timedelta(days=config.retention_days + 2 + config.old_days)
             partitions.cover(store.engine, first, now)
-        for chunk in _rows(config, now):
-            store.apply_batch([InsertEvents(chunk)])
-            advance(len(chunk))
     finally:
         store.close()
+    # The driver's COPY, a transaction per chunk: loading is not what is measured.
     conn = db.connect()
     try:
+        for chunk in _rows(config, now):
+            with db.transaction(conn):
+                db.bulk_insert(conn, "log_events", EVENT_COLUMNS, chunk)
+            advance(len(chunk))
         db.execute(conn, "VACUUM ANALYZE")
         db.execute(conn, "CHECKPOINT")
     finally:
