@@ -25,6 +25,7 @@ from joblog._ids import utcnow
 from joblog._ops import EventRow, InsertEvents
 from joblog.bench.backends import BenchDatabase
 from joblog.bench.progress import Reporter
+from joblog.bench.retention import load_note
 from joblog.resolve import Resolver
 from joblog.storage import migrate, schema
 from joblog.storage.producer import ProducerWrites
@@ -204,7 +205,8 @@ def render_housekeeping(data: dict[str, Any]) -> list[str]:
         f" database, reap every 1 s, prune every 2 s; {data['jobs']:,} jobs whose heartbeat"
         f" stopped and {data['events']:,} events older than the retention. Counted from the"
         " servers' logs; done after: from starting the servers, their startup included. Before"
-        " the lease, two reapers failed the same 531 jobs.",
+        " the lease, two reapers failed the same 531 jobs."
+        f" {load_note(data)}",
         "",
         "| backend | jobs failed (once each) | failed twice | events pruned | done after"
         " | rounds ran / skipped (reap) | (prune) | per server: jobs failed, events pruned |",

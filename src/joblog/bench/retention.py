@@ -36,7 +36,7 @@ from joblog.storage import migrate
 from joblog.storage.maintenance import ConversionReport
 from joblog.storage.store import Store
 
-__all__ = ["RetentionConfig", "render_retention", "run_retention"]
+__all__ = ["RetentionConfig", "load_note", "render_retention", "run_retention"]
 
 CHUNK = 50_000
 
@@ -307,6 +307,16 @@ def _ratio(value: float, base: float) -> str:
     return "-" if not base else f"{value / base:.3g}x"
 
 
+def load_note(data: dict[str, Any]) -> str:
+    load = (data.get("machine") or {}).get("load_average")
+    if not load:
+        return ""
+    return (
+        f"Load average when it started: {load[0]:.2f} (the machine was shared with other work"
+        " while it ran)."
+    )
+
+
 def render_retention(data: dict[str, Any]) -> list[str]:
     """The retention section of RESULTS.md."""
     lines = ["## Retention: partition drop vs DELETE (PostgreSQL)", ""]
@@ -318,7 +328,8 @@ def render_retention(data: dict[str, Any]) -> list[str]:
         f" `prune --older-than {data['retention_days']}d`. WAL: `pg_current_wal_lsn()` before"
         " and after (the server's, so other activity on it counts too); size: log_events with"
         " indexes and partitions; dead rows: left for VACUUM. Ratios against the joblog DELETE"
-        " and the bare one-statement DELETE (the control) of the same run.",
+        " and the bare one-statement DELETE (the control) of the same run."
+        f" {load_note(data)}",
         "",
         "| method | events removed | time | WAL written | size before → after | dead rows left"
         " | time vs joblog DELETE | WAL vs joblog DELETE | time vs bare DELETE |",
