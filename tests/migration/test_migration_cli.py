@@ -114,7 +114,7 @@ class TestRelativeRevisions:
         migrate.upgrade(database_url)
         result = runner.invoke(db, ["downgrade", "-1", "--url", database_url])
         assert result.exit_code == 0, result.output
-        assert migrate.current(database_url) == "0006_dashboard_sessions"
+        assert migrate.current(database_url) == "0007_serving_lookups"
 
     def test_too_far_is_a_clean_error(self, runner: CliRunner, database_url: str) -> None:
         migrate.upgrade(database_url, "0001_base")

@@ -2,17 +2,20 @@
 
 ``create_app`` builds one :class:`Store` and one :class:`Resolver` for the process and puts
 them on ``app.state`` (``store``, ``resolver``, ``settings``, ``guard``, ``sessions``,
-``metrics``: the app's :class:`~joblog.api.metrics.AppMetrics`); the dashboard's pages read
-them from there. Whoever runs a tracker in the same process (``joblog demo``) may attach it
-as ``app.state.tracker`` to have its writer counters in ``/metrics``.
+``metrics``: the app's :class:`~joblog.api.metrics.AppMetrics`, which also counts the
+housekeeping rounds); the dashboard's pages read them from there. Whoever runs a tracker
+in the same process (``joblog demo``) may attach it as ``app.state.tracker`` to have its
+writer counters in ``/metrics``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -48,6 +51,7 @@ from joblog.api.sessions import SessionBook
 from joblog.api.settings import ApiSettings
 from joblog.exceptions import JobLogError
 from joblog.resolve import Resolver
+from joblog.storage.maintenance import HousekeepingRun
 from joblog.storage.producer import ProducerWrites
 from joblog.storage.store import Store
 
@@ -75,7 +79,10 @@ def create_app(
     heartbeat for a while: :meth:`Housekeeping.reap_abandoned`) while the app serves; None: none.
     ``retention``: when set, every ``prune_interval`` seconds log events older than this
     are pruned in small batches (:meth:`Housekeeping.prune`; events of running jobs are kept).
-    These three, when given, override the settings' own.
+    These three, when given, override the settings' own. On PostgreSQL with a partitioned
+    ``log_events``, partitions are made ahead at startup and every ``prune_interval``.
+    Each round takes the task's lease for the database (:meth:`Housekeeping.lease`): of
+    the servers sharing one database, one does the round and the others skip it.
     """
     if reap_interval is not None and reap_interval <= 0:
         raise ValueError("reap_interval must be positive")
@@ -123,6 +130,10 @@ def create_app(
                     settings.prune_interval,
                 )
                 tasks.start_soon(_every, settings.prune_interval, metrics, _prune, store, keep_for)
+            if store.backend.event_partitions() is not None:
+                # A partitioned log_events needs partitions ahead, retention or not.
+                every = functools.partial(_every, start_now=True)
+                tasks.start_soon(every, settings.prune_interval, metrics, _partitions, store)
             try:
                 yield
             finally:
@@ -161,6 +172,7 @@ def create_app(
     hub.on_change.append(lambda keys: summaries.forget(key for kind, key in keys if kind == "j"))
     app.state.tracker = None
     app.state.reap_interval = reap_every
+    #: (task, "ran" | "skipped") -> rounds of housekeeping this process did or stood aside for.
     install_error_handlers(app)
     if store.replica is not None:
         # Innermost: which database a request reads (a refused request reads nothing).
@@ -227,30 +239,61 @@ _SAMPLE_INTERVAL = 5.0
 
 
 async def _every(
-    interval: float, metrics: AppMetrics, job: Callable[..., object], *args: Any
+    interval: float,
+    metrics: AppMetrics,
+    job: Callable[..., object],
+    *args: Any,
+    start_now: bool = False,
 ) -> None:
-    """Run the housekeeping ``job`` in a worker thread every ``interval`` seconds, and
-    count each run in ``joblog_housekeeping_runs_total``: ``failed`` when it raised,
-    ``skipped`` when it returned False (another server held the turn), else ``ran``."""
-    task = job.__name__.strip("_")
+    """Run the housekeeping ``job`` in a worker thread every ``interval`` seconds.
+
+    Rounds fall on multiples of ``interval`` on the wall clock, so the servers sharing a
+    database start theirs together: one takes the task's lease, the others skip the round.
+    """
+    if start_now:
+        await _run_job(metrics, job, *args)
     while True:
-        await anyio.sleep(interval)
-        try:
-            result = await run_in_threadpool(job, *args)
-        except JobLogError as exc:  # the database may be down; try again next time
-            log.warning("%s failed: %s", task, exc)
-            metrics.count_housekeeping(task, "failed")
-        else:
-            metrics.count_housekeeping(task, "skipped" if result is False else "ran")
+        await anyio.sleep(interval - time.time() % interval)
+        await _run_job(metrics, job, *args)
 
 
-def _reap(store: Store) -> None:
-    reaped = store.housekeeping.reap_abandoned()
-    if reaped:
-        log.info("failed %d abandoned job(s): %s", len(reaped), ", ".join(reaped))
+async def _run_job(metrics: AppMetrics, job: Callable[..., object], *args: Any) -> None:
+    """One round, counted in ``joblog_housekeeping_runs_total``: ``failed`` when it
+    raised, ``skipped`` when another server held the lease (the run says so, or the job
+    returned False), else ``ran``."""
+    task = job.__name__.strip("_")
+    try:
+        result = await run_in_threadpool(job, *args)
+    except JobLogError as exc:  # the database may be down; try again next time
+        log.warning("%s failed: %s", task, exc)
+        metrics.count_housekeeping(task, "failed")
+        return
+    outcome = getattr(result, "outcome", None) or ("skipped" if result is False else "ran")
+    metrics.count_housekeeping(task, outcome)
 
 
-def _prune(store: Store, retention: timedelta) -> None:
-    report = store.housekeeping.prune(retention)
-    if report.events or report.batch_keys:
-        log.info("pruned %d log events older than %s", report.events, retention)
+def _logged(run: HousekeepingRun) -> HousekeepingRun:
+    """Log the round at INFO when it changed something, else at DEBUG."""
+    pruned, made = run.pruned, run.partitions
+    changed = bool(
+        run.reaped
+        or (pruned is not None and (pruned.events or pruned.batch_keys or pruned.jobs))
+        or (made is not None and (made.created or made.deferred))
+    )
+    line = run.describe()
+    if run.reaped:
+        line += ": " + ", ".join(run.reaped)
+    log.log(logging.INFO if changed else logging.DEBUG, "%s", line)
+    return run
+
+
+def _reap(store: Store) -> HousekeepingRun:
+    return _logged(store.housekeeping.run_reap())
+
+
+def _prune(store: Store, retention: timedelta) -> HousekeepingRun:
+    return _logged(store.housekeeping.run_prune(retention))
+
+
+def _partitions(store: Store) -> HousekeepingRun:
+    return _logged(store.housekeeping.run_partitions())

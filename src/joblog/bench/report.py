@@ -1,20 +1,23 @@
 """RESULTS.md and the lookup chart, rendered from the JSON each benchmark run leaves.
 
-Each section (lookup, ingest, api) keeps its own JSON under ``benchmarks/.data``; every
-ratio inside a section comes from that one run, and each section says when it ran.
+Each section (lookup, ingest, api, retention, housekeeping) keeps its own JSON under
+``benchmarks/.data``; every ratio inside a section comes from that one run, and each section
+says when it ran. Those two last can be put into RESULTS.md alone (:func:`write_in_place`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from joblog.bench.housekeeping import render_housekeeping
 from joblog.bench.report_scale import scale_sections, scale_targets
+from joblog.bench.retention import render_retention
 from joblog.bench.strategies import STRATEGIES
 
-__all__ = ["load_section", "render", "save_section", "write_report"]
+__all__ = ["load_section", "render", "save_section", "write_in_place", "write_report"]
 
 TITLES = {s.key: s.title for s in STRATEGIES}
 QUERY_TYPES = {s.key: s.query_type for s in STRATEGIES}
@@ -456,6 +459,10 @@ def render(
         out += render_topology(topology)
     if scale:
         out += scale_sections(scale)
+    for name, render_section in IN_PLACE.items():
+        data = sections.get(name)
+        if data:
+            out += render_section(data)
     if analysis:
         out += [
             "## Why the missed targets are missed",
@@ -502,7 +509,7 @@ def write_chart(lookup: dict[str, Any], path: Path) -> None:
 
 def write_report(out_dir: Path) -> Path:
     data_dir = out_dir / ".data"
-    names = ("lookup", "ingest", "api", "topology", "scale")
+    names = ("lookup", "ingest", "api", "topology", "scale", *IN_PLACE)
     sections = {name: load_section(data_dir, name) for name in names}
     chart = None
     lookup = sections["lookup"]
@@ -513,4 +520,33 @@ def write_report(out_dir: Path) -> Path:
     analysis = analysis_path.read_text() if analysis_path.exists() else None
     path = out_dir / "RESULTS.md"
     path.write_text(render(sections, chart, analysis))
+    return path
+
+
+#: Sections that can be put into RESULTS.md in place, without the others' raw numbers.
+IN_PLACE: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "retention": render_retention,
+    "housekeeping": render_housekeeping,
+}
+
+
+def write_in_place(out_dir: Path, name: str) -> Path:
+    """Put section ``name`` into RESULTS.md in place (or at the end), leaving the sections
+    whose raw numbers are not in this checkout's ``.data`` as they are."""
+    data = load_section(out_dir / ".data", name)
+    path = out_dir / "RESULTS.md"
+    if data is None or not path.exists():
+        return write_report(out_dir)
+    section = IN_PLACE[name](data)
+    lines = path.read_text().rstrip("\n").split("\n")
+    heading = section[0]
+    if heading in lines:
+        start = lines.index(heading)
+        end = next(
+            (n for n in range(start + 1, len(lines)) if lines[n].startswith("## ")), len(lines)
+        )
+        lines[start:end] = section
+    else:
+        lines += ["", *section]
+    path.write_text("\n".join(lines).rstrip("\n") + "\n")
     return path

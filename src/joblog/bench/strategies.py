@@ -188,9 +188,13 @@ def index_sizes(db: BenchDatabase, conn: Connection) -> dict[tuple[str, str], in
     """Bytes per (table, index); the primary key of InnoDB is the table itself (omitted)."""
     sizes: dict[tuple[str, str], int] = {}
     if db.backend == "postgresql":
+        # An index of a partitioned table (log_events) has no storage of its own: its
+        # size is that of its partitions' indexes.
         rows = db.execute(
             conn,
-            "SELECT t.relname, i.relname, pg_relation_size(i.oid) FROM pg_index x "
+            "SELECT t.relname, i.relname, CASE WHEN i.relkind = 'I' THEN (SELECT"
+            " coalesce(sum(pg_relation_size(p.relid)), 0) FROM pg_partition_tree(i.oid) p"
+            " WHERE p.isleaf) ELSE pg_relation_size(i.oid) END FROM pg_index x "
             "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
             "JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public'",
         )

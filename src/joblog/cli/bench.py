@@ -215,6 +215,40 @@ def run_scale_command(
     )
 
 
+def run_retention_command(
+    backends: str,
+    pg_url: str,
+    mariadb_url: str,
+    out: Path,
+    quick: bool,
+    quiet: bool,
+    events: str,
+) -> None:
+    from joblog.bench.retention import RetentionConfig, run_retention
+
+    config = RetentionConfig(events=100_000 if quick else _count(events))
+    chosen = ",".join(b for b in backends.split(",") if b.strip() == "postgresql")
+    if not chosen:
+        raise click.BadParameter("retention is measured on postgresql", param_hint="--backends")
+    dbs = databases(chosen, pg_url, mariadb_url, out, "")
+    _run_section(
+        out, "retention", dbs, quiet, lambda reporter: run_retention(dbs, config, reporter)
+    )
+
+
+def _count(text: str) -> int:
+    """``10m``, ``500k`` or a plain number."""
+    cleaned = text.strip().lower().replace("_", "").replace(",", "")
+    scale = {"k": 1_000, "m": 1_000_000}.get(cleaned[-1:], 1)
+    try:
+        value = int(cleaned[:-1] if scale > 1 else cleaned) * scale
+    except ValueError:
+        raise click.BadParameter(f"not a count: {text!r} (e.g. 10m, 500k)") from None
+    if value < 1000:
+        raise click.BadParameter("at least 1,000 events")
+    return value
+
+
 def _run_section(
     out: Path,
     name: str,
@@ -361,6 +395,56 @@ def scale(**options: Any) -> None:
     """Status endpoint vs a control app, idle and live streams, an old long job."""
     run_scale_command(**options)
     _finish(options["out"])
+
+
+@bench.command()
+@common_options
+@click.option(
+    "--events",
+    default="10m",
+    show_default=True,
+    help="Events older than the retention, which the prune removes (e.g. 10m, 1m, 200k).",
+)
+def retention(**options: Any) -> None:
+    """Retention on PostgreSQL: partition drop vs DELETE (time, WAL bytes, dead rows), and
+    the writers' stall while `joblog db partition` converts a table of the same events.
+
+    Needs room for four copies of the events (10m: about 4 GB each); takes about half an
+    hour at 10m on 2 cores. Not part of `all`.
+    """
+    from joblog.bench.report import write_in_place
+
+    run_retention_command(**options)
+    click.echo(f"wrote {write_in_place(options['out'], 'retention')}")
+
+
+@bench.command()
+@common_options
+@click.option("--jobs", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@click.option("--events", default="100k", show_default=True, help="Old events to prune.")
+def housekeeping(
+    backends: str,
+    pg_url: str,
+    mariadb_url: str,
+    out: Path,
+    quick: bool,
+    quiet: bool,
+    jobs: int,
+    events: str,
+) -> None:
+    """Three `joblog serve` processes on one database: each abandoned job failed once,
+    each old event pruned once, and which server did which round (per backend)."""
+    from joblog.bench.housekeeping import HousekeepingConfig, run_housekeeping
+    from joblog.bench.report import write_in_place
+
+    config = HousekeepingConfig(jobs=jobs, events=_count(events))
+    if quick:
+        config = HousekeepingConfig(jobs=50, events=5_000, rounds_after=3.0)
+    dbs = databases(backends, pg_url, mariadb_url, out, "_housekeeping")
+    _run_section(
+        out, "housekeeping", dbs, quiet, lambda reporter: run_housekeeping(dbs, config, reporter)
+    )
+    click.echo(f"wrote {write_in_place(out, 'housekeeping')}")
 
 
 @bench.command("all")

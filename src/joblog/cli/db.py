@@ -1,4 +1,4 @@
-"""``joblog db``: upgrade, downgrade, inspect, stamp and backfill a joblog database.
+"""``joblog db``: upgrade, downgrade, inspect, stamp, backfill and partition a joblog database.
 
 The URL comes from ``--url`` or ``JOBLOG_DATABASE_URL``. Every failure is reported as a
 one-line error with a non-zero exit, never a traceback.
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from joblog.cli.common import url_option
+from joblog.cli.common import DURATION, url_option
 from joblog.exceptions import JobLogError
 from joblog.storage import migrate
 from joblog.storage.backfill import backfill as backfill_external_job_ids
@@ -43,7 +44,7 @@ def show_revision(label: str, revision: str | None) -> None:
 
 @click.group()
 def db() -> None:
-    """Manage the database schema: migrations and the external-ID backfill."""
+    """Manage the database schema: migrations, the external-ID backfill, partitions."""
 
 
 @db.command()
@@ -158,3 +159,63 @@ def backfill(batch_size: int, url: str) -> None:
                 "log_events.external_job_id is the platform's own column (vintage c):"
                 " left as the platform wrote it"
             )
+
+
+@db.command()
+@click.option(
+    "--interval",
+    type=DURATION,
+    default=None,
+    help=(
+        "Time each partition covers: whole hours, 1h to 366d. Default: 1d for a conversion;"
+        " on a partitioned table, the width of its newest partition."
+    ),
+)
+@url_option
+def partition(interval: timedelta | None, url: str) -> None:
+    """Partition log_events by time on PostgreSQL, online; or make partitions ahead.
+
+    A new PostgreSQL database already has log_events partitioned by ts (a partition
+    per day, and a default partition for anything else); retention then drops whole
+    partitions instead of deleting rows. This converts an older database's plain
+    log_events while producers and servers keep writing: nothing is copied, the old
+    table becomes the partition of everything before a boundary a day or more ahead,
+    and new partitions start there. Writers wait only for the final swap, whose length
+    is printed (milliseconds on an idle lock; each lock is asked for with a short timeout
+    and asked again, so a long query delays the conversion, not the writers). A run that
+    fails or is interrupted is undone (by itself, or by the next run).
+
+    On a log_events that is partitioned already it makes the partitions ahead (as the
+    server and `joblog prune` do), and --interval changes the width of those made from
+    now on. A database adopted from the platform is refused; SQLite and MariaDB have no
+    partitions. See docs/OPERATIONS.md.
+    """
+    from joblog.storage.maintenance import ConversionReport
+    from joblog.storage.store import Store
+
+    with reported_errors():
+        require_database(url)
+        store = Store(url)
+        try:
+            outcome = store.housekeeping.partition_events(
+                interval, progress=lambda line: click.echo(f"... {line}")
+            )
+        finally:
+            store.close()
+    if isinstance(outcome, ConversionReport):
+        click.echo(
+            f"log_events is partitioned: {outcome.legacy} holds everything before"
+            f" {outcome.boundary}; new partitions: {', '.join(outcome.created)}"
+        )
+        click.echo(
+            f"writers waited at most {outcome.swap_seconds * 1000:.0f} ms (the swap);"
+            f" {outcome.diverted} row(s) dated after the boundary moved;"
+            f" locks asked again: {outcome.lock_retries}; took {outcome.seconds:.1f}s"
+        )
+        return
+    made = ", ".join(outcome.created) or "none (enough ahead)"
+    click.echo(f"log_events is partitioned (every {outcome.interval}); created: {made}")
+    if outcome.moved_rows:
+        click.echo(f"moved {outcome.moved_rows:,} row(s) out of the default partition")
+    if outcome.deferred:
+        click.echo(f"not created yet (a lock was busy): {', '.join(outcome.deferred)}")

@@ -1,4 +1,8 @@
-"""``joblog reap`` and ``joblog prune``: housekeeping from cron or by hand."""
+"""``joblog reap`` and ``joblog prune``: housekeeping from cron or by hand.
+
+Both take the task's lease for the database, as the server's own rounds do: when another
+process (a server, another cron job) holds it, they change nothing, say so and exit 0.
+"""
 
 from __future__ import annotations
 
@@ -32,17 +36,24 @@ def reap_command(url: str, timeout: timedelta) -> None:
     which joblog sets when it starts a job. A running job without one (written by
     another producer, such as the platform's Go tracker in an adopted database) is
     never failed, however old it is.
+
+    Takes the reap lease for this database first: when another process (a joblog
+    server, another reap) holds it, nothing is done and the command says so (exit 0).
+    Two reapers never fail the same job.
     """
     try:
         store = Store(url)
         try:
-            reaped = store.housekeeping.reap_abandoned(timeout.total_seconds())
+            run = store.housekeeping.run_reap(timeout.total_seconds())
         finally:
             store.close()
     except JobLogError as error:
         raise fail_cleanly(error) from error
-    click.echo(f"failed {len(reaped)} abandoned job(s)")
-    for job_id in reaped:
+    if not run.ran:
+        click.echo(run.describe())
+        return
+    click.echo(f"failed {len(run.reaped)} abandoned job(s)")
+    for job_id in run.reaped:
         click.echo(f"  {job_id}")
 
 
@@ -63,7 +74,17 @@ def prune_command(
     include_jobs: bool,
     batch_size: int,
 ) -> None:
-    """Delete old log events in small batches; events of running jobs are never touched."""
+    """Delete old log events; events of pending or running jobs are never touched.
+
+    Rows go in batches of --batch-size, one short transaction each. On PostgreSQL with a
+    partitioned log_events (new databases; `joblog db partition` converts others) the
+    partitions entirely older than the cutoff are dropped whole first (instant, no dead
+    rows; the few events of running jobs in them are kept, moved out first; a partition
+    holding many stays whole until its job ends); partitions ahead are made too.
+
+    Takes the prune lease for this database first: when another process (a joblog
+    server, another prune) holds it, nothing is done and the command says so (exit 0).
+    """
     try:
         level = Level.parse(max_level) if max_level else None
     except ValueError as error:
@@ -83,7 +104,8 @@ def prune_command(
                 transient=True,
             ) as bar:
                 task = bar.add_task("prune", total=None)
-                report = store.housekeeping.prune(
+                made = store.housekeeping.run_partitions()
+                run = store.housekeeping.run_prune(
                     older_than,
                     max_level=level,
                     include_jobs=include_jobs,
@@ -94,7 +116,20 @@ def prune_command(
             store.close()
     except JobLogError as error:
         raise fail_cleanly(error) from error
+    if made.partitions is not None and (made.partitions.created or made.partitions.deferred):
+        click.echo(made.describe())
+    if run.pruned is None:
+        click.echo(run.describe())
+        return
+    report = run.pruned
     click.echo(
         f"removed {report.events:,} log events, {report.batch_keys:,} batch keys and "
         f"{report.jobs:,} jobs in {report.seconds:.1f}s"
     )
+    if report.partitions_dropped:
+        click.echo(f"dropped whole: {', '.join(report.partitions_dropped)}")
+    if report.partitions_kept:
+        click.echo(
+            "kept whole for now (events of a running job, or busy; a later prune drops"
+            f" them): {', '.join(report.partitions_kept)}"
+        )

@@ -57,6 +57,7 @@ from joblog.storage.widening import restore_refusals
 
 __all__ = [
     "BASE_REVISION",
+    "NEW_DATABASE",
     "DatabaseState",
     "UpgradePlan",
     "current",
@@ -74,6 +75,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: The Alembic config attribute that tells revisions the database held nothing of joblog's
+#: (nor the platform's) when this run started: 0006 then builds log_events partitioned.
+NEW_DATABASE = "joblog_new_database"
 BASE_REVISION = "0001_base"
 VERSION_TABLE = "alembic_version"
 
@@ -176,6 +180,7 @@ def upgrade_sql(url: str, revision: str = "head") -> str:
             if plan.revisions:
                 command.upgrade(cfg, f"{plan.current}:{revision}", sql=True)
         else:
+            cfg.attributes[NEW_DATABASE] = True
             command.upgrade(cfg, revision, sql=True)
     return buffer.getvalue()
 
@@ -293,13 +298,19 @@ def _is_known(revision: str) -> bool:
         return False
 
 
-def _run_alembic(connection: sa.Connection, run: Callable[[Config], None]) -> None:
-    """Run one Alembic command on ``connection`` (which env.py picks up)."""
+def _run_alembic(
+    connection: sa.Connection, run: Callable[[Config], None], *, new_database: bool = False
+) -> None:
+    """Run one Alembic command on ``connection`` (which env.py picks up).
+
+    ``new_database``: the run builds joblog's schema in a database that held nothing
+    (revisions may then build a table its newest way, see :data:`NEW_DATABASE`)."""
     if connection.dialect.name != "sqlite" and connection.in_transaction():
         # Alembic opens its own per-revision transactions; hand it a clean connection.
         connection.commit()
     cfg = _config()
     cfg.attributes["connection"] = connection
+    cfg.attributes[NEW_DATABASE] = new_database
     with storage_errors("migrating"):
         run(cfg)
 
@@ -315,8 +326,10 @@ def _revisions_between(start: str | None, target: str) -> list[str]:
 
 
 def _upgrade_locked(connection: sa.Connection, revision: str) -> AdoptionPlan | None:
-    if detect(connection) != "platform":
-        _run_alembic(connection, lambda cfg: command.upgrade(cfg, revision))
+    state = detect(connection)
+    if state != "platform":
+        new = state == "empty"
+        _run_alembic(connection, lambda cfg: command.upgrade(cfg, revision), new_database=new)
         return None
     # Everything that could refuse is checked first, reading only: the vintage, joblog's
     # leftovers, index names, the types to widen, the target.
@@ -415,7 +428,7 @@ def _ensure_locked(connection: sa.Connection, url: sa.URL, head: str) -> None:
     if revision == head:
         return
     if state == "empty" or (state == "managed" and revision is None and _has_no_tables(connection)):
-        _run_alembic(connection, lambda cfg: command.upgrade(cfg, "head"))
+        _run_alembic(connection, lambda cfg: command.upgrade(cfg, "head"), new_database=True)
         return
     shown = url.render_as_string(hide_password=True)
     if state == "platform":

@@ -8,10 +8,14 @@ DATETIME(6) timestamps (naive UTC everywhere).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.ext.compiler import compiles
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.compiler import DDLCompiler
 
 __all__ = [
     "CHILDREN",
@@ -174,6 +178,9 @@ log_events = sa.Table(
     # OpenTelemetry: the span active when the event was logged (lowercase hex), if any.
     sa.Column("trace_id", sa.String(32), nullable=True, index=True),
     sa.Column("span_id", sa.String(16), nullable=True),
+    # PostgreSQL: range-partitioned by ts (see below).
+    postgresql_partition_by="RANGE (ts)",
+    info={"partition_key": "ts"},
 )
 
 # A job's newest events, read without walking the primary key: PostgreSQL only, as
@@ -202,6 +209,38 @@ EXTERNAL_NEWEST = "idx_log_events_external_job_id_id"
 sa.Index(EXTERNAL_NEWEST, log_events.c.external_job_id, log_events.c.id).ddl_if(
     callable_=_postgresql
 )
+
+# On PostgreSQL log_events is partitioned by ts, a partition per day by default (revision
+# 0006 builds it so in a new database, ``joblog db partition`` converts an older one; see
+# joblog.storage.dialects.pg_partitions). PostgreSQL wants the partition key in every
+# unique constraint, so there the primary key is (id, ts); id alone still comes from one
+# sequence. The default partition and the first partitions come with the table.
+
+
+@compiles(sa.PrimaryKeyConstraint, "postgresql")
+def _primary_key_with_partition_key(
+    constraint: sa.PrimaryKeyConstraint, compiler: DDLCompiler, **kw: Any
+) -> str:
+    table = constraint.table
+    partition_key = table.info.get("partition_key") if isinstance(table, sa.Table) else None
+    if partition_key is None:
+        return compiler.visit_primary_key_constraint(constraint, **kw)
+    names = [column.name for column in constraint.columns]
+    names += [partition_key] if partition_key not in names else []
+    quoted = ", ".join(compiler.preparer.quote(name) for name in names)
+    return f"CONSTRAINT {compiler.preparer.format_constraint(constraint)} PRIMARY KEY ({quoted})"
+
+
+@sa.event.listens_for(log_events, "after_create")
+def _postgresql_partitions(target: sa.Table, connection: sa.Connection, **kw: Any) -> None:
+    if connection.dialect.name != "postgresql":
+        return
+    from joblog._ids import utcnow
+    from joblog.storage.dialects.pg_partitions import fresh_partitions
+
+    for statement in fresh_partitions(utcnow()):
+        connection.exec_driver_sql(statement)
+
 
 failover_jobs = sa.Table(
     "failover_jobs",

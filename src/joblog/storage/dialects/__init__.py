@@ -3,8 +3,9 @@
 :class:`~joblog.storage.dialects.base.Backend` names every decision that depends on the
 database (engine settings, how a driver error is classified, the bulk insert of log
 events, the batch-key claim, several reads in one round trip, the migration lock, online
-DDL). Everything else in joblog is written once, in SQLAlchemy Core. A new
-backend is one module here and one entry in ``_BACKENDS``.
+DDL, the housekeeping lease, time partitions of log_events). Everything else in joblog is
+written once, in SQLAlchemy Core. A new backend is one module here and one entry in
+``_BACKENDS``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 :class:`Backend` names every decision that depends on the database: engine settings,
 how a driver error is classified, the bulk insert of log events, the batch-key claim,
-several reads in one round trip, the migration lock, and online DDL.
+several reads in one round trip, the migration lock, online DDL, the housekeeping
+lease and (PostgreSQL) time partitions of log_events.
 Everything else in joblog is written once, in SQLAlchemy Core, for all of them. A new
 backend is one module beside this one and one entry in the package's registry.
 """
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.compiler import SQLCompiler
 
     from joblog._ops import EventRow
+    from joblog.storage.dialects.pg_partitions import EventPartitions
 
 __all__ = [
     "Backend",
@@ -145,6 +147,20 @@ class Backend:
     def migration_lock(self, connection: sa.Connection, name: str) -> Iterator[None]:
         """Hold a lock that serialises migrations of one database across processes."""
         yield
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def housekeeping_lease(self, engine: sa.Engine, task: str) -> Iterator[bool]:
+        """Try once, without waiting, to take the lease on ``task`` (``reap``, ``prune``,
+        ...) for this database, across every process and server using it. Yields whether
+        this caller holds it; it is held until the block ends (or its connection breaks)."""
+        raise NotImplementedError
+        yield False  # pragma: no cover
+
+    def event_partitions(self) -> EventPartitions | None:
+        """Time partitioning of ``log_events``, where the backend has it (PostgreSQL)."""
+        return None
 
     def add_column_online(self, op: Operations, table: str, column_ddl: str) -> None:
         """Add a nullable column without blocking writers; may be run again."""

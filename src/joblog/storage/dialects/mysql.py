@@ -106,7 +106,7 @@ class MySQL(Backend):
     @contextlib.contextmanager
     def migration_lock(self, connection: sa.Connection, name: str) -> Iterator[None]:
         # GET_LOCK names are server-wide, so the name carries the database's.
-        key = "joblog:" + hashlib.sha256(name.encode()).hexdigest()[:24]
+        key = _lock_name(name)
         lock = connection.execution_options(isolation_level="AUTOCOMMIT")
         got = lock.scalar(sa.text("SELECT GET_LOCK(:n, :t)"), {"n": key, "t": LOCK_TIMEOUT_S})
         if got != 1:
@@ -115,6 +115,22 @@ class MySQL(Backend):
             yield
         finally:
             lock.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": key})
+
+    @contextlib.contextmanager
+    def housekeeping_lease(self, engine: sa.Engine, task: str) -> Iterator[bool]:
+        # GET_LOCK(name, 0) never waits; its names are server-wide, so the name carries the
+        # database's (asked of the server, not read from the URL). The lock belongs to the
+        # session: it goes with the connection if that breaks.
+        with engine.connect() as connection:
+            session = connection.execution_options(isolation_level="AUTOCOMMIT")
+            database = session.scalar(sa.text("SELECT DATABASE()")) or ""
+            key = _lock_name(f"housekeeping:{database}:{task}")
+            held = session.scalar(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": key}) == 1
+            try:
+                yield held
+            finally:
+                if held:
+                    session.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": key})
 
     def add_column_online(self, op: Operations, table: str, column_ddl: str) -> None:
         op.execute(
@@ -151,3 +167,8 @@ class MySQL(Backend):
         drops = [f"DROP INDEX IF EXISTS {index}" for index in indexes]
         drops.append(f"DROP COLUMN IF EXISTS {column}")
         op.execute(f"ALTER TABLE {table} {', '.join(drops)}, ALGORITHM=INPLACE, LOCK=NONE")
+
+
+def _lock_name(name: str) -> str:
+    """A GET_LOCK name for ``name`` (at most 64 characters whatever ``name`` holds)."""
+    return "joblog:" + hashlib.sha256(name.encode()).hexdigest()[:24]

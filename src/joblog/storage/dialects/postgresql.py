@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from joblog._ops import EVENT_COLUMNS
 from joblog.exceptions import ConfigError, StorageError
 from joblog.storage import schema
 from joblog.storage.dialects.base import Backend, ErrorKind, Purpose, RawResult, Rows
+from joblog.storage.dialects.pg_partitions import EVENT_PARTITIONS, EventPartitions
 
 if TYPE_CHECKING:
     from alembic.operations import Operations
@@ -167,7 +168,7 @@ class PostgreSQL(Backend):
 
     @contextlib.contextmanager
     def migration_lock(self, connection: sa.Connection, name: str) -> Iterator[None]:
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        key = _lock_key(name)
         lock = connection.execution_options(isolation_level="AUTOCOMMIT")
         # Poll instead of pg_advisory_lock(): a session waiting inside a statement holds a
         # snapshot, and CREATE INDEX CONCURRENTLY in the lock holder would wait for that
@@ -181,6 +182,25 @@ class PostgreSQL(Backend):
             yield
         finally:
             lock.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+    @contextlib.contextmanager
+    def housekeeping_lease(self, engine: sa.Engine, task: str) -> Iterator[bool]:
+        # A transaction-level advisory lock in a transaction of its own connection, not a
+        # session-level one: behind PgBouncer in transaction mode a session lock would stay
+        # on whichever server connection took it, and its unlock could go to another.
+        # Advisory locks are per database: two joblog databases on one server do not
+        # share a lease. The key is a literal, not a parameter: a statement with
+        # parameters leaves its portal open until the next one, holding a snapshot, and
+        # an idle transaction with a snapshot would hold back VACUUM for as long as a
+        # prune runs, and make CREATE INDEX CONCURRENTLY (a migration, ``joblog db
+        # partition``) wait for the round to end. Sent as a simple query, it holds none.
+        key = _lock_key(f"joblog-housekeeping:{task}")
+        with engine.connect() as connection, connection.begin():
+            held = connection.exec_driver_sql(f"SELECT pg_try_advisory_xact_lock({key:d})")
+            yield bool(held.scalar())
+
+    def event_partitions(self) -> EventPartitions:
+        return EVENT_PARTITIONS
 
     def add_column_online(self, op: Operations, table: str, column_ddl: str) -> None:
         # A nullable column without a volatile default is a catalog-only change.
@@ -197,15 +217,33 @@ class PostgreSQL(Backend):
         where: str | None = None,
     ) -> None:
         kind = "UNIQUE INDEX" if unique else "INDEX"
+        listed = ", ".join(columns)
         partial = f" WHERE {where}" if where else ""
+        partitions = _partitions_of(op, table)
         with op.get_context().autocommit_block():
-            # A failed CONCURRENTLY build leaves an INVALID index behind; drop it first.
-            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-            op.execute(
-                f"CREATE {kind} CONCURRENTLY {name} ON {table} ({', '.join(columns)}){partial}"
-            )
+            if partitions is None:
+                # A failed CONCURRENTLY build leaves an INVALID index behind; drop it first.
+                op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                op.execute(f"CREATE {kind} CONCURRENTLY {name} ON {table} ({listed}){partial}")
+                return
+            # A partitioned table (log_events, see pg_partitions) has no CONCURRENTLY: the
+            # index goes on the table alone (invalid until complete), each partition's is
+            # built concurrently and attached; the last attach makes it valid.
+            op.execute(f"CREATE {kind} IF NOT EXISTS {name} ON ONLY {table} ({listed}){partial}")
+            for partition, child, valid in partitions(name):
+                if valid is False:  # a build that failed before
+                    op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {child}")
+                if not valid:
+                    op.execute(
+                        f"CREATE {kind} CONCURRENTLY {child} ON {partition} ({listed}){partial}"
+                    )
+                op.execute(f"ALTER INDEX {name} ATTACH PARTITION {child}")
 
     def drop_index_online(self, op: Operations, name: str, table: str) -> None:
+        if _partitions_of(op, table) is not None:
+            # No CONCURRENTLY for a partitioned index: a short lock of the table instead.
+            op.execute(f"DROP INDEX IF EXISTS {name}")
+            return
         with op.get_context().autocommit_block():
             op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
 
@@ -215,6 +253,57 @@ class PostgreSQL(Backend):
         for index in indexes:
             self.drop_index_online(op, index, table)
         op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}")
+
+
+def _partitions_of(
+    op: Operations, table: str
+) -> Callable[[str], list[tuple[str, str, bool | None]]] | None:
+    """None when ``table`` is not partitioned (or offline, ``--sql``: the SQL then assumes
+    a plain table); else, for an index name, each partition with the name its index on
+    it gets and whether that index exists valid (True), invalid (False) or not (None)."""
+    context = op.get_context()
+    if context.as_sql:
+        return None
+    bind = op.get_bind()
+    kind = bind.scalar(
+        sa.text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table}
+    )
+    if kind != "p":
+        return None
+    partitions = list(
+        bind.execute(
+            sa.text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = to_regclass(:t) ORDER BY c.relname"
+            ),
+            {"t": table},
+        ).scalars()
+    )
+
+    def children(index: str) -> list[tuple[str, str, bool | None]]:
+        found = []
+        for partition in partitions:
+            child = _child_index_name(partition, index)
+            valid = bind.scalar(
+                sa.text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:i)"),
+                {"i": child},
+            )
+            found.append((partition, child, valid))
+        return found
+
+    return children
+
+
+def _child_index_name(partition: str, index: str) -> str:
+    name = f"{partition}_{index}"
+    if len(name) <= 63:
+        return name
+    return f"{partition[:50]}_{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+
+
+def _lock_key(name: str) -> int:
+    """An advisory lock key (a signed 64-bit number) for ``name``."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 _COMPILED: dict[tuple[int, str], tuple[str, dict[str, Any]]] = {}

@@ -8,8 +8,12 @@ statement, and never wait for a writer.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import sqlite3
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.pool import NullPool, Pool, StaticPool
 
 from joblog._ops import EVENT_COLUMNS
 from joblog.storage import schema
@@ -88,6 +92,42 @@ class SQLite(Backend):
             write = purpose == "migrate" or conn.get_execution_options().get(WRITE_OPTION, False)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
+    @contextlib.contextmanager
+    def housekeeping_lease(self, engine: sa.Engine, task: str) -> Iterator[bool]:
+        """A non-blocking ``flock`` on a file beside the database (``<db>.joblog-<task>.lock``):
+        an flock belongs to the open file, so it excludes other threads as well as other
+        processes, and the kernel drops it when its holder dies. The file stays (removing a
+        lock file races with its next user). An in-memory database exists in one process:
+        a lock of that process does."""
+        path = self._lock_path(engine.url, task)
+        if path is None:
+            lock = _memory_lock(engine, task)
+            held = lock.acquire(blocking=False)
+            try:
+                yield held
+            finally:
+                if held:
+                    lock.release()
+            return
+        with open(path, "a+b") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _lock_path(self, url: sa.URL, task: str) -> str | None:
+        if self.is_private_memory(url):
+            return None
+        database = url.database or ""
+        if database.startswith("file:"):
+            database = database[len("file:") :].split("?", 1)[0]
+        return f"{database}.joblog-{task}.lock"
+
     def classify(self, error: BaseException) -> ErrorKind | None:
         if not isinstance(error, sqlite3.Error):
             return None
@@ -123,6 +163,19 @@ class SQLite(Backend):
             .returning(table.c.batch_key)
         ).first()
         return claimed is not None
+
+
+_MEMORY_LOCKS: weakref.WeakKeyDictionary[Pool, dict[str, threading.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+_MEMORY_LOCKS_GUARD = threading.Lock()
+
+
+def _memory_lock(engine: sa.Engine, task: str) -> threading.Lock:
+    """The lock of ``task`` on the in-memory database of ``engine`` (one per pool: an
+    engine's execution_options copies share it, as they share the database)."""
+    with _MEMORY_LOCKS_GUARD:
+        return _MEMORY_LOCKS.setdefault(engine.pool, {}).setdefault(task, threading.Lock())
 
 
 def _sqlite_row(row: EventRow) -> tuple[Any, ...]:
