@@ -259,8 +259,11 @@ def _partitions_of(
     op: Operations, table: str
 ) -> Callable[[str], list[tuple[str, str, bool | None]]] | None:
     """None when ``table`` is not partitioned (or offline, ``--sql``: the SQL then assumes
-    a plain table); else, for an index name, each partition with the name its index on
-    it gets and whether that index exists valid (True), invalid (False) or not (None)."""
+    a plain table); else, for an index name, each partition that still needs its part of
+    the index, with the name that part gets and whether it exists valid (True), invalid
+    (False) or not (None). A partition whose part is attached already, under whatever
+    name (a ``CREATE INDEX`` on the partitioned table names them itself), is left out, so
+    a re-run finds nothing to do."""
     context = op.get_context()
     if context.as_sql:
         return None
@@ -281,8 +284,21 @@ def _partitions_of(
     )
 
     def children(index: str) -> list[tuple[str, str, bool | None]]:
+        attached = set(
+            bind.execute(
+                sa.text(
+                    "SELECT t.relname FROM pg_inherits i"
+                    " JOIN pg_index x ON x.indexrelid = i.inhrelid"
+                    " JOIN pg_class t ON t.oid = x.indrelid"
+                    " WHERE i.inhparent = to_regclass(:i)"
+                ),
+                {"i": index},
+            ).scalars()
+        )
         found = []
         for partition in partitions:
+            if partition in attached:
+                continue
             child = _child_index_name(partition, index)
             valid = bind.scalar(
                 sa.text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:i)"),
