@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,3 +119,61 @@ class TestRun:
         assert results[0]["attributed"] / results[0]["events"] == pytest.approx(0.14)
         assert all(s["hits"] > 0 for s in results[0]["strategies"].values())
         assert "joblog next to the bare driver" in text
+
+
+BURST_LINES = 3000
+
+
+@pytest.fixture(scope="module")
+def burst(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from joblog.bench.burst import BurstConfig, run_burst
+
+    path = tmp_path_factory.mktemp("burst") / "burst.db"
+    db = BenchDatabase.from_url(f"sqlite:///{path}")
+    config = BurstConfig(lines=BURST_LINES, kill_after=BURST_LINES // 2, hog=False)
+    data = run_burst([db], config, Reporter(enabled=False))
+    data["date"] = "now"
+    return data
+
+
+class TestIngestBurst:
+    """``joblog bench ingest`` at a tiny size: the counts of every run (never timings)."""
+
+    LINES = BURST_LINES
+
+    def test_every_run_stores_every_line(self, burst: dict[str, Any]) -> None:
+        result = burst["results"][0]
+        for kind in ("bare", "joblog", "stdlib"):
+            assert result[kind]["counted"] == self.LINES, kind
+        assert result["joblog"]["stored"] == self.LINES
+        assert result["joblog"]["dropped"] == 0
+        assert result["joblog"]["peak_rss"] > 0
+
+    def test_the_killed_producer_loses_only_its_tail(self, burst: dict[str, Any]) -> None:
+        kill = burst["results"][0]["kill"]
+        assert kill["lines"] == self.LINES // 2
+        assert kill["stored"] == kill["stored_before_restart"] + kill["shipped_by_next_tracker"]
+        assert kill["stored"] + kill["lost"] == kill["lines"]
+        assert 0 <= kill["stored"] <= kill["lines"]  # all in one sync interval at this size
+
+    def test_the_section_goes_in_place_with_its_target_rows(
+        self, burst: dict[str, Any], tmp_path: Path
+    ) -> None:
+        from joblog.bench.burst_report import HEADING, OLD_HEADINGS
+        from joblog.bench.report import save_section, write_in_place
+
+        results = tmp_path / "RESULTS.md"
+        results.write_text(
+            "# joblog benchmarks\n\n## Targets\n\n| target | measured | verdict |\n|---|---|---|\n"
+            "| sqlite: external→internal p99 < 1 ms (1M) | 39 µs | **met** |\n"
+            "| sqlite: ingest ≥ 70% of bare bulk rate | 1 vs 2 (50%) | **MISSED** |\n"
+            "| sqlite: status endpoint ≥ 1,500 req/s (64 pollers) | 1,693 | **met** |\n\n"
+            f"{OLD_HEADINGS[0]}\n\nold numbers\n\n## Status API\n\nkept\n"
+        )
+        save_section(tmp_path / ".data", "ingest", burst)
+        text = write_in_place(tmp_path, "ingest").read_text()
+        assert "old numbers" not in text and "ingest ≥ 70%" not in text
+        assert text.index("external→internal") < text.index("burst ingest ≥ 0.7x")
+        assert text.index("burst ingest ≥ 0.7x") < text.index("status endpoint")
+        assert text.index(HEADING) < text.index("## Status API") and "kept" in text
+        assert f"| sqlite | {self.LINES // 2:,} |" in text

@@ -8,10 +8,12 @@ says when it ran. Those two last can be put into RESULTS.md alone (:func:`write_
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from joblog.bench.burst_report import OLD_HEADINGS, TARGET_ROW, burst_targets, render_burst
 from joblog.bench.housekeeping import render_housekeeping
 from joblog.bench.report_scale import scale_sections, scale_targets
 from joblog.bench.retention import render_retention
@@ -28,7 +30,6 @@ SEED_WORDS = {
     "correlation_table": "Excellent",
     "json_attrs": "Poor",
 }
-INGEST_TARGET = {"sqlite": 50_000, "postgresql": 50_000, "mariadb": 30_000}
 
 
 def save_section(data_dir: Path, name: str, data: dict[str, Any]) -> None:
@@ -253,107 +254,6 @@ def _insert_cost(lookup: dict[str, Any]) -> list[str]:
     return ["### Insert cost of each strategy", "", *_table(head, rows)]
 
 
-# -- ingest ----------------------------------------------------------------------------------
-
-
-def ingest_targets(ingest: dict[str, Any]) -> list[list[str]]:
-    rows = []
-    for r in ingest["results"]:
-        b = r["backend"]
-        rate, bare = r["joblog"]["rate"], r["bare"]["best_rate"]
-        null, mine = r["caller"]["null_handler"]["median_us"], r["caller"]["joblog"]["median_us"]
-        rows.append(
-            [
-                f"{b}: ingest ≥ 70% of bare bulk rate",
-                f"{rate:,.0f} vs {bare:,.0f} ({rate / bare:.0%})",
-                _verdict(rate >= 0.7 * bare),
-            ]
-        )
-        rows.append(
-            [
-                f"{b}: ingest ≥ {INGEST_TARGET[b]:,} events/s",
-                f"{rate:,.0f}",
-                _verdict(rate >= INGEST_TARGET[b]),
-            ]
-        )
-        rows.append(
-            [
-                f"{b}: logging call ≤ 2x NullHandler",
-                f"{_us(mine)} vs {_us(null)} ({mine / null:.2f}x)",
-                _verdict(mine <= 2 * null),
-            ]
-        )
-    return rows
-
-
-def _ingest_sections(ingest: dict[str, Any]) -> list[str]:
-    cfg = ingest["config"]
-    out = [
-        "## Ingest: logging calls in a job -> batch writer -> database",
-        "",
-        f'Run: {ingest["date"]}. One process: the main thread logs `log.info("copied block '
-        f'%d of disk %s", n, disk)` in a job step for {cfg["duration_s"]:g} s as fast as it '
-        "can; the rate counts until the last event is stored (flush). Bare driver: "
-        f"{cfg['bare_events']:,} ready-made rows through COPY (PostgreSQL), multi-row INSERT "
-        "(MariaDB) or executemany (SQLite), one transaction per batch, best batch size.",
-        "",
-    ]
-    rows = [
-        [
-            r["backend"],
-            f"{r['bare']['best_rate']:,.0f} (batch {r['bare']['best_batch']:,})",
-            f"{r['joblog']['rate']:,.0f}",
-            f"{r['joblog']['rate'] / r['bare']['best_rate']:.0%}",
-            f"{r['joblog']['written']:,}",
-            f"{r['joblog']['dropped']:,}",
-        ]
-        for r in ingest["results"]
-    ]
-    out += _table(
-        [
-            "backend",
-            "bare driver events/s",
-            "joblog events/s",
-            "ratio",
-            "stored",
-            "dropped (full queue)",
-        ],
-        rows,
-    )
-    out += [
-        "Caller-side cost of one logging call (median of per-burst means over bursts of "
-        "1,000 calls, the three kinds alternating; the background thread is left to "
-        "finish between bursts, so this is the call's own work):",
-        "",
-    ]
-    rows = []
-    for r in ingest["results"]:
-        c = r["caller"]
-        null = c["null_handler"]["median_us"]
-        rows.append(
-            [
-                r["backend"],
-                _us(null),
-                f"{_us(c['queue_handler']['median_us'])} "
-                f"({c['queue_handler']['median_us'] / null:.1f}x)",
-                f"{_us(c['joblog']['median_us'])} ({c['joblog']['median_us'] / null:.2f}x)",
-            ]
-        )
-    out += _table(["backend", "NullHandler", "QueueHandler -> no-op listener", "joblog"], rows)
-    for r in ingest["results"]:
-        if r.get("profile"):
-            out += [
-                f"Profile of the writer thread, {r['backend']} (cProfile, top functions by "
-                "own time):",
-                "",
-                "```",
-                r["profile"].rstrip(),
-                "```",
-                "",
-            ]
-    return out
-
-
 # -- api ---------------------------------------------------------------------------------------
 
 
@@ -431,7 +331,7 @@ def render(
     if lookup:
         targets += lookup_targets(lookup)
     if ingest:
-        targets += ingest_targets(ingest)
+        targets += burst_targets(ingest)
     if api:
         targets += api_targets(api)
     topology = sections.get("topology")
@@ -450,7 +350,7 @@ def render(
         if chart:
             out += [f"![lookup p99 vs size]({chart})", ""]
     if ingest:
-        out += _ingest_sections(ingest)
+        out += render_burst(ingest)
     if api:
         out += _api_sections(api)
     if topology:
@@ -528,6 +428,17 @@ IN_PLACE: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "retention": render_retention,
     "housekeeping": render_housekeeping,
 }
+#: Sections rendered with the others by :func:`render` that can also go in place, with
+#: the headings they replace, their rows of the Targets table and how to spot those rows.
+IN_PLACE_WITH_TARGETS: dict[
+    str,
+    tuple[
+        Callable[[dict[str, Any]], list[str]],
+        tuple[str, ...],
+        Callable[[dict[str, Any]], list[list[str]]],
+        re.Pattern[str],
+    ],
+] = {"ingest": (render_burst, OLD_HEADINGS, burst_targets, TARGET_ROW)}
 
 
 def write_in_place(out_dir: Path, name: str) -> Path:
@@ -537,11 +448,18 @@ def write_in_place(out_dir: Path, name: str) -> Path:
     path = out_dir / "RESULTS.md"
     if data is None or not path.exists():
         return write_report(out_dir)
-    section = IN_PLACE[name](data)
     lines = path.read_text().rstrip("\n").split("\n")
+    old_headings: tuple[str, ...] = ()
+    if name in IN_PLACE_WITH_TARGETS:
+        render_section, old_headings, targets, target_row = IN_PLACE_WITH_TARGETS[name]
+        section = render_section(data)
+        lines = _replace_target_rows(lines, target_row, _table(["", "", ""], targets(data))[2:-1])
+    else:
+        section = IN_PLACE[name](data)
     heading = section[0]
-    if heading in lines:
-        start = lines.index(heading)
+    found = next((h for h in (heading, *old_headings) if h in lines), None)
+    if found is not None:
+        start = lines.index(found)
         end = next(
             (n for n in range(start + 1, len(lines)) if lines[n].startswith("## ")), len(lines)
         )
@@ -550,3 +468,20 @@ def write_in_place(out_dir: Path, name: str) -> Path:
         lines += ["", *section]
     path.write_text("\n".join(lines).rstrip("\n") + "\n")
     return path
+
+
+def _replace_target_rows(lines: list[str], row: re.Pattern[str], new: list[str]) -> list[str]:
+    """``lines`` with the Targets table's rows that ``row`` matches replaced by ``new``
+    (where the first of them stood, else at the table's end)."""
+    if "## Targets" not in lines:
+        return lines
+    start = lines.index("## Targets")
+    end = next((n for n in range(start + 1, len(lines)) if lines[n].startswith("## ")), len(lines))
+    table = lines[start:end]
+    kept = [line for line in table if not row.match(line)]
+    at = next((n for n, line in enumerate(table) if row.match(line)), None)
+    if at is None:
+        at = max(n for n, line in enumerate(table) if line.startswith("|")) + 1
+    else:
+        at = len([line for line in table[:at] if not row.match(line)])
+    return lines[:start] + kept[:at] + new + kept[at:] + lines[end:]

@@ -148,17 +148,16 @@ def run_ingest_command(
     out: Path,
     quick: bool,
     quiet: bool,
-    duration: float,
+    lines: int,
+    hog: bool = True,
 ) -> None:
-    from joblog.bench.ingest import IngestConfig, run_ingest
+    from joblog.bench.burst import BurstConfig, run_burst
 
-    config = IngestConfig(duration_s=duration)
+    config = BurstConfig(lines=lines, kill_after=min(500_000, lines // 2), hog=hog)
     if quick:
-        config = IngestConfig(
-            duration_s=min(duration, 3.0), bare_events=50_000, caller_rounds=10, profile=False
-        )
+        config = BurstConfig(lines=min(lines, 50_000), kill_after=min(lines, 50_000) // 2)
     dbs = databases(backends, pg_url, mariadb_url, out, "_ingest")
-    _run_section(out, "ingest", dbs, quiet, lambda reporter: run_ingest(dbs, config, reporter))
+    _run_section(out, "ingest", dbs, quiet, lambda reporter: run_burst(dbs, config, reporter))
 
 
 def run_api_command(
@@ -294,16 +293,20 @@ def lookup(**options: Any) -> None:
 @bench.command()
 @common_options
 @click.option(
-    "--duration",
-    type=click.FloatRange(min=1),
-    default=30.0,
+    "--lines",
+    type=click.IntRange(min=2),
+    default=1_000_000,
     show_default=True,
-    help="Seconds of sustained logging per backend.",
+    help="Log lines of the burst (the SIGKILL run makes min(500,000, lines/2)).",
 )
+@click.option("--no-hog", "hog", flag_value=False, default=True, help="Skip the CPU-hog runs.")
 def ingest(**options: Any) -> None:
-    """Events/s from logging calls through the batch writer, and the cost of one call."""
+    """A burst of log lines in one job per backend: events/s next to the bare driver and a
+    stdlib queue pipeline, peak RSS, drops, a CPU hog, the caller's cost, SIGKILL."""
+    from joblog.bench.report import write_in_place
+
     run_ingest_command(**options)
-    _finish(options["out"])
+    click.echo(f"wrote {write_in_place(options['out'], 'ingest')}")
 
 
 @bench.command()
@@ -459,7 +462,7 @@ def all_(skip_api: bool, skip_topology: bool, **options: Any) -> None:
     base = {k: options[k] for k in ("backends", "pg_url", "mariadb_url", "out", "quick", "quiet")}
     run_lookup_command(**base, sizes=options["sizes"], huge=options["huge"], keys=options["keys"])
     _finish(options["out"])
-    run_ingest_command(**base, duration=30.0)
+    run_ingest_command(**base, lines=1_000_000)
     _finish(options["out"])
     if not skip_api:
         run_api_command(**base, duration=8.0)

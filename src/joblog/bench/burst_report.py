@@ -1,0 +1,190 @@
+"""The ingest section of RESULTS.md and its target rows, from one ``joblog bench ingest`` run."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["HEADING", "OLD_HEADINGS", "TARGET_ROW", "burst_targets", "render_burst"]
+
+HEADING = "## Ingest: a burst of log lines in one job, as a log shipper"
+#: Headings this section replaces in a RESULTS.md written before it.
+OLD_HEADINGS = ("## Ingest: logging calls in a job -> batch writer -> database",)
+#: Target rows of this section (and of the ingest section before it), replaced in place.
+TARGET_ROW = re.compile(r"^\| (sqlite|postgresql|mariadb): (ingest|logging call|burst|caller)")
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+def _mib(value: int) -> str:
+    return f"{value / (1 << 20):,.0f} MiB"
+
+
+def _verdict(ok: bool) -> str:
+    return "**met**" if ok else "**MISSED**"
+
+
+def _caller_us(result: dict[str, Any], lines: int) -> float:
+    return float(result["produce_seconds"]) / lines * 1e6
+
+
+def burst_targets(data: dict[str, Any]) -> list[list[str]]:
+    lines = data["config"]["lines"]
+    rows = []
+    for r in data["results"]:
+        b = r["backend"]
+        mine, bare = r["joblog"]["rate"], r["bare"]["rate"]
+        rows.append(
+            [
+                f"{b}: burst ingest ≥ 0.7x bare bulk insert",
+                f"{mine:,.0f} vs {bare:,.0f} events/s ({_ratio(mine, bare):.2f}x)",
+                _verdict(mine >= 0.7 * bare),
+            ]
+        )
+        if "joblog_hog" in r:
+            hog, bare_hog = r["joblog_hog"]["rate"], r["bare_hog"]["rate"]
+            rows.append(
+                [
+                    f"{b}: burst ingest ≥ 0.5x bare with a CPU hog",
+                    f"{hog:,.0f} vs {bare_hog:,.0f} ({_ratio(hog, bare_hog):.2f}x)",
+                    _verdict(hog >= 0.5 * bare_hog),
+                ]
+            )
+        caller, null = _caller_us(r["joblog"], lines), _caller_us(r["null"], lines)
+        rows.append(
+            [
+                f"{b}: caller ≤ 2x NullHandler, writer busy",
+                f"{caller:.1f} µs vs {null:.1f} µs ({_ratio(caller, null):.2f}x)",
+                _verdict(caller <= 2 * null),
+            ]
+        )
+        dropped = r["joblog"]["dropped"] + r.get("joblog_hog", {}).get("dropped", 0)
+        rows.append(
+            [f"{b}: burst ingest drops nothing", f"{dropped:,} dropped", _verdict(not dropped)]
+        )
+        k = r["kill"]
+        rows.append(
+            [
+                f"{b}: burst after SIGKILL loses ≤ one sync interval",
+                f"{k['lost']:,} of {k['lines']:,} lost (one interval ≈ "
+                f"{k['lines_per_sync_interval']:,} lines)",
+                _verdict(k["lost"] <= k["lines_per_sync_interval"]),
+            ]
+        )
+    return rows
+
+
+def render_burst(data: dict[str, Any]) -> list[str]:
+    cfg = data["config"]
+    lines = cfg["lines"]
+    options = ", ".join(f"{k}={v!r}" for k, v in cfg.get("options", {}).items()) or "defaults"
+    out = [
+        HEADING,
+        "",
+        f"Run: {data['date']}, by `joblog bench ingest --lines {lines}` (generated; do not edit). "
+        f'{lines:,} calls of `log.info("copied block %d of disk %s", i, "disk-0", '
+        'extra={"bytes": 65536})` inside one job, timed from the first call until `flush()` '
+        f"returns (Tracker options: {options}). Each measurement runs in a fresh process on a "
+        "fresh database, so peak RSS is that run's alone. **bare**: the same rows, made before "
+        "the clock starts, through the driver's bulk path (sqlite3 executemany, psycopg COPY, "
+        f"PyMySQL multi-row INSERT), {cfg['bare_batch']:,} rows a transaction. **stdlib**: the "
+        "same calls through `QueueHandler` -> `QueueListener` -> a handler that bulk-inserts "
+        f"every {cfg['pipeline_batch']:,} records with the same driver. **hog**: another "
+        "process spins on the second core (bare measured under it too).",
+        "",
+    ]
+    rows = []
+    for r in data["results"]:
+        j = r["joblog"]
+        rows.append(
+            [
+                r["backend"],
+                f"{r['bare']['rate']:,.0f}",
+                f"{j['rate']:,.0f}",
+                f"{_ratio(j['rate'], r['bare']['rate']):.2f}x",
+                f"{r['stdlib']['rate']:,.0f}",
+                f"{_ratio(j['rate'], r['stdlib']['rate']):.2f}x",
+                f"{_mib(j['peak_rss'])} (bare {_mib(r['bare']['peak_rss'])})",
+                f"{j['counted']:,}",
+                f"{j['dropped']:,}",
+            ]
+        )
+    out += _table(
+        ["backend", "bare events/s", "joblog events/s", "vs bare", "stdlib queue events/s",
+         "vs stdlib", "joblog peak RSS", "stored", "dropped"],
+        rows,
+    )  # fmt: skip
+    if any("joblog_hog" in r for r in data["results"]):
+        rows = []
+        for r in data["results"]:
+            if "joblog_hog" not in r:
+                continue
+            hog, bare = r["joblog_hog"], r["bare_hog"]
+            rows.append(
+                [
+                    r["backend"],
+                    f"{bare['rate']:,.0f}",
+                    f"{hog['rate']:,.0f}",
+                    f"{_ratio(hog['rate'], bare['rate']):.2f}x",
+                    f"{hog['counted']:,}",
+                    f"{hog['dropped']:,}",
+                ]
+            )
+        out += ["With a CPU hog on the other core:", ""]
+        out += _table(
+            ["backend", "bare events/s", "joblog events/s", "vs bare", "stored", "dropped"], rows
+        )
+    rows = []
+    for r in data["results"]:
+        null = _caller_us(r["null"], lines)
+        mine, stdlib = _caller_us(r["joblog"], lines), _caller_us(r["stdlib"], lines)
+        rows.append(
+            [
+                r["backend"],
+                f"{null:.1f} µs",
+                f"{mine:.1f} µs ({_ratio(mine, null):.2f}x)",
+                f"{stdlib:.1f} µs ({_ratio(stdlib, null):.2f}x)",
+            ]
+        )
+    out += [
+        "The caller's cost of one call while the writer is busy (the burst's calls over their "
+        "own time, before `flush()`), next to the same calls to a `NullHandler`:",
+        "",
+        *_table(["backend", "NullHandler", "joblog", "stdlib queue pipeline"], rows),
+    ]
+    rows = []
+    for r in data["results"]:
+        k = r["kill"]
+        rows.append(
+            [
+                r["backend"],
+                f"{k['lines']:,}",
+                f"{k['stored_before_restart']:,}",
+                f"{k['shipped_by_next_tracker']:,}",
+                f"{k['stored']:,}",
+                f"{k['lost']:,}",
+                f"{k['lines_per_sync_interval']:,}",
+            ]
+        )
+    out += [
+        f'SIGKILL of the producer right after its {cfg["kill_after"]:,}th call with '
+        f'`durability="journal"` (synced every {cfg["sync_interval"] * 1000:g} ms), then the '
+        "next Tracker on the same journal ships what was left:",
+        "",
+        *_table(
+            ["backend", "lines", "stored before the kill", "shipped by the next Tracker",
+             "stored", "lost", "lines in one sync interval"],
+            rows,
+        ),
+    ]  # fmt: skip
+    for note in data.get("notes", []):
+        out += [note, ""]
+    return out
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
