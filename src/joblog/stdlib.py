@@ -12,7 +12,7 @@ import json
 import logging
 import traceback
 from collections.abc import Callable, MutableMapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from joblog._ops import EventRow
@@ -162,6 +162,7 @@ _LEVEL_NAMES = {n: level_name(n) for n in (logging.DEBUG, logging.INFO, logging.
 #: attrs JSON of a plain record (nothing but its logger's name), per logger name.
 _PLAIN_ATTRS: dict[str, str | None] = {}
 _PLAIN_ATTRS_MAX = 4096
+_EPOCH = datetime(1970, 1, 1)
 
 
 def make_event_row(item: RawEvent) -> EventRow:
@@ -192,13 +193,12 @@ def _event_row(
     span: SpanIds = NO_SPAN,
 ) -> EventRow:
     level = _LEVEL_NAMES.get(record.levelno) or level_name(record.levelno)
-    ts = datetime.fromtimestamp(record.created, UTC).replace(tzinfo=None)
-    if (
-        not record.exc_info
-        and not record.exc_text
-        and not record.stack_info
-        and not (record.__dict__.keys() - _STANDARD_ATTRS)
-    ):
+    # The naive UTC time of ``created`` (as fromtimestamp(created, UTC) without its tzinfo,
+    # at half the cost).
+    ts = _EPOCH + timedelta(seconds=record.created)
+    fields = record.__dict__
+    extras = fields.keys() - _STANDARD_ATTRS
+    if not extras and not record.exc_info and not record.exc_text and not record.stack_info:
         # The common case, a record without extras: its attrs JSON depends on the logger only.
         attrs_json = _PLAIN_ATTRS.get(record.name, "")
         if attrs_json == "":
@@ -207,9 +207,11 @@ def _event_row(
                 _PLAIN_ATTRS[record.name] = attrs_json
         return (ids[0], ids[1], ids[2], level, clean_message(message), attrs_json, ts, *span)
     attrs: dict[str, Any] = {"logger": record.name}
-    for key, value in record.__dict__.items():
-        if key not in _STANDARD_ATTRS and not key.startswith("_"):
-            attrs[key] = value
+    if extras:
+        # In the order the caller gave them (a set has none of its own).
+        for key in fields if len(extras) > 1 else extras:
+            if key in extras and not key.startswith("_"):
+                attrs[key] = fields[key]
     if record.exc_info and record.exc_info[0] is not None:
         attrs["exc_type"] = record.exc_info[0].__name__
         try:
