@@ -431,25 +431,28 @@ class BatchWriter:
             # Take what is there, up to max_batch: a backlog goes out in big transactions
             # (fewer round trips, each of which costs the GIL back from busy callers), a
             # trickle in small ones, at once.
+            make_row, append, popleft = self._make_row, rows.append, queue.popleft
             while queue and events < self._max_batch:
-                item = queue.popleft()
-                if isinstance(item, _Flush):
+                item = popleft()
+                kind = type(item)
+                if kind is not _Flush and kind is not _Op:  # an event, the common case
+                    try:
+                        append(make_row(item))
+                    except Exception as error:  # a row maker that fails (joblog's never does)
+                        self._failed += 1
+                        self._report(f"could not render a log record: {error!r}")
+                        continue
+                    events += 1
+                    continue
+                if kind is _Flush:
                     markers.append(item)
                     # Everything before the marker must be stored before it is released.
                     break
-                if isinstance(item, _Op):
-                    if rows:
-                        ops.append(InsertEvents(rows))
-                        rows = []
-                    ops.append(item.op)
-                    continue
-                try:
-                    rows.append(self._make_row(item))
-                except Exception as error:  # a row maker that fails (joblog's never does)
-                    self._failed += 1
-                    self._report(f"could not render a log record: {error!r}")
-                    continue
-                events += 1
+                if rows:
+                    ops.append(InsertEvents(rows))
+                    rows = []
+                    append = rows.append
+                ops.append(item.op)
             if rows:
                 ops.append(InsertEvents(rows))
             try:
