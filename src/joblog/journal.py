@@ -234,8 +234,15 @@ class Journal:
                 return
             self._out.flush()
             self._dirty = False
-            if self._fsync:
-                os.fsync(self._out.fileno())
+            if not self._fsync:
+                return
+            # fsync outside the lock, so that callers appending meanwhile do not wait for
+            # the disk: a duplicate of the descriptor stays valid if a roll closes the file.
+            descriptor = os.dup(self._out.fileno())
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
     def write_position(self) -> Position:
         return (self._write_segment, self._written)

@@ -239,8 +239,13 @@ class BatchWriter:
         return self._journal
 
     def _sync_loop(self, journal: Journal) -> None:
+        # At a fixed rate (not a sleep after each sync): a slow fsync must not stretch the
+        # interval that a SIGKILL can lose.
+        next_sync = time.monotonic()
         while not (self._closed and not self._thread.is_alive()):
-            time.sleep(self._sync_interval)
+            next_sync += self._sync_interval
+            time.sleep(max(next_sync - time.monotonic(), 0.0))
+            next_sync = max(next_sync, time.monotonic() - self._sync_interval)
             try:
                 journal.sync()
             except Exception as error:  # a full disk must not stop the syncs that follow
