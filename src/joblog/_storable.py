@@ -161,9 +161,7 @@ _c_encoder = (
         None, _json_default, json_encoder.encode_basestring, None, ": ", ", ", False, False, False
     )
 )
-_python_encode = json.JSONEncoder(
-    default=_json_default, ensure_ascii=False, allow_nan=False
-).encode
+_python_encode = json.JSONEncoder(default=_json_default, ensure_ascii=False, allow_nan=False).encode
 
 
 def _encode_attrs(attrs: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from joblog import _shared, rules
 from joblog._config import DEFAULT_URL
 from joblog._ids import utcnow
-from joblog._ops import InsertJob, Op, UpdateJob
+from joblog._ops import InsertJob, Op, Sink, UpdateJob
 from joblog._otel import current_span_ids
 from joblog._storable import clean_text
 from joblog.dead_letter import DeadLetter, default_path
@@ -35,6 +35,7 @@ from joblog.stdlib import JobLogHandler, make_event_row
 from joblog.storage.queries import JobFilter
 from joblog.storage.store import Store
 from joblog.writer import BatchWriter
+from joblog.writer_process import ProcessSink
 
 __all__ = ["ExternalIdPolicy", "Tracker"]
 
@@ -50,7 +51,9 @@ class Tracker(JobOwner[JobHandle]):
     Writer settings: ``batch_size`` (events that wake the writer at once), ``max_batch``
     (events a transaction may take from a backlog), ``flush_interval`` (s), ``max_queue``,
     ``full_queue_timeout`` (s a logging call may wait on a full queue before the event
-    is dropped and counted), ``heartbeat_interval`` (s).
+    is dropped and counted), ``heartbeat_interval`` (s). ``writer="process"`` runs the
+    database driver's work in a child process (:mod:`joblog.writer_process`): the caller's
+    process keeps the queue, the batches and the journal, and ships ready rows to it.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class Tracker(JobOwner[JobHandle]):
         journal_max_bytes: int = DEFAULT_MAX_BYTES,
         journal_sync_interval: float = 0.05,
         journal_overflow: Literal["drop", "block"] = "drop",
+        writer: Literal["thread", "process"] = "thread",
     ) -> None:
         if external_id_policy not in ("reject", "allow"):
             raise ConfigError("external_id_policy must be 'reject' or 'allow'")
@@ -100,8 +104,17 @@ class Tracker(JobOwner[JobHandle]):
                 else root / f"spill-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             )
         )
+        if writer not in ("thread", "process"):
+            raise ConfigError("writer must be 'thread' or 'process'")
+        sink: Sink = self.store
+        self._process_sink: ProcessSink | None = None
+        if writer == "process":
+            self._process_sink = sink = ProcessSink(
+                self.store.url.render_as_string(hide_password=False),
+                private_memory=self.store.backend.is_private_memory(self.store.url),
+            )
         self.writer = BatchWriter(
-            self.store,
+            sink,
             make_event_row,
             batch_size=batch_size,
             max_batch=max_batch,
@@ -309,6 +322,8 @@ class Tracker(JobOwner[JobHandle]):
         return self.writer.flush(timeout)
 
     def _release(self) -> None:
+        if self._process_sink is not None:
+            self._process_sink.close()
         self.store.close()
 
 
