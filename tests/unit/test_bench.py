@@ -130,7 +130,9 @@ def burst(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     path = tmp_path_factory.mktemp("burst") / "burst.db"
     db = BenchDatabase.from_url(f"sqlite:///{path}")
-    config = BurstConfig(lines=BURST_LINES, kill_after=BURST_LINES // 2, hog=False)
+    config = BurstConfig(
+        lines=BURST_LINES, kill_after=BURST_LINES // 2, hog=False, profile_lines=BURST_LINES
+    )
     data = run_burst([db], config, Reporter(enabled=False))
     data["date"] = "now"
     return data
@@ -143,7 +145,7 @@ class TestIngestBurst:
 
     def test_every_run_stores_every_line(self, burst: dict[str, Any]) -> None:
         result = burst["results"][0]
-        for kind in ("bare", "joblog", "stdlib"):
+        for kind in ("bare", "joblog", "joblog_process", "stdlib"):
             assert result[kind]["counted"] == self.LINES, kind
         assert result["joblog"]["stored"] == self.LINES
         assert result["joblog"]["dropped"] == 0
@@ -177,3 +179,8 @@ class TestIngestBurst:
         assert text.index("burst ingest ≥ 0.7x") < text.index("status endpoint")
         assert text.index(HEADING) < text.index("## Status API") and "kept" in text
         assert f"| sqlite | {self.LINES // 2:,} |" in text
+
+    def test_the_profile_names_both_threads_work(self, burst: dict[str, Any]) -> None:
+        profile = burst["results"][0]["profile"]
+        assert "emit" in profile["caller"]
+        assert "make_event_row" in profile["writer"] or "_event_row" in profile["writer"]

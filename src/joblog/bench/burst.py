@@ -41,6 +41,8 @@ class BurstConfig:
     kill_after: int = 500_000
     sync_interval: float = 0.05
     hog: bool = True
+    #: Lines of the profiled joblog run (0: none).
+    profile_lines: int = 200_000
     #: Tracker options of the joblog runs (e.g. a writer variant).
     options: dict[str, Any] = field(default_factory=dict)
     timeout_s: float = 1800.0
@@ -133,7 +135,7 @@ def kill_and_ship(db: BenchDatabase, config: BurstConfig) -> dict[str, Any]:
 
 
 def run_burst_backend(db: BenchDatabase, config: BurstConfig, reporter: Reporter) -> dict[str, Any]:
-    steps = 6 + (2 if config.hog else 0)
+    steps = 7 + (2 if config.hog else 0) + (1 if config.profile_lines else 0)
     task = reporter.task(f"{db.backend}: burst of {config.lines:,} lines", steps)
     lines = config.lines
     out: dict[str, Any] = {"backend": db.backend}
@@ -141,8 +143,10 @@ def run_burst_backend(db: BenchDatabase, config: BurstConfig, reporter: Reporter
         for name, spec in (
             ("bare", {"kind": "bare", "count": lines}),
             ("joblog", {"kind": "joblog", "count": lines, "options": config.options}),
+            ("joblog_process", {"kind": "joblog", "count": lines,
+                                "options": {**config.options, "writer": "process"}}),
             ("stdlib", {"kind": "stdlib", "count": lines}),
-        ):
+        ):  # fmt: skip
             out[name] = _measure(db, spec, config)
             reporter.advance(task)
         out["null"] = child({"kind": "null", "count": lines}, config.timeout_s)
@@ -157,6 +161,15 @@ def run_burst_backend(db: BenchDatabase, config: BurstConfig, reporter: Reporter
                 reporter.advance(task)
         out["kill"] = kill_and_ship(db, config)
         reporter.advance(task)
+        if config.profile_lines:
+            count = min(config.profile_lines, lines)
+            profiled = _measure(db, {"kind": "profile", "count": count}, config)
+            out["profile"] = {
+                "lines": count,
+                "caller": profiled["caller_profile"],
+                "writer": profiled["writer_profile"],
+            }
+            reporter.advance(task)
     finally:
         db.drop()
     reporter.done(task)

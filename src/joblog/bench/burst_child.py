@@ -264,6 +264,71 @@ def run_ship(db: BenchDatabase, journal_dir: str) -> dict[str, Any]:
     return {"stored": stats.written, "shipped": stats.shipped, "seconds": seconds}
 
 
+def run_profile(db: BenchDatabase, count: int, options: dict[str, Any]) -> dict[str, Any]:
+    """The joblog run under cProfile: the caller's thread and the writer's, top functions
+    by own time (cProfile slows both; the shares are what it is for)."""
+    import cProfile
+
+    from joblog.writer import BatchWriter
+
+    caller, writer = cProfile.Profile(), cProfile.Profile()
+    original_run, original_burst = BatchWriter._run, globals()["_burst"]
+
+    def run_writer(self: BatchWriter) -> None:
+        writer.runcall(original_run, self)
+
+    def burst(*args: Any) -> float:
+        return float(caller.runcall(original_burst, *args))
+
+    BatchWriter._run = run_writer  # type: ignore[method-assign]
+    globals()["_burst"] = burst
+    try:
+        result = run_joblog(db, count, options)
+    finally:
+        BatchWriter._run = original_run  # type: ignore[method-assign]
+        globals()["_burst"] = original_burst
+    result["caller_profile"] = _top(caller)
+    result["writer_profile"] = _top(writer)
+    return result
+
+
+def _top(profile: Any, limit: int = 12) -> str:
+    import io
+    import pstats
+
+    text = io.StringIO()
+    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(limit)
+    lines = [line for line in text.getvalue().splitlines() if line.strip()]
+    start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
+    return relative_paths("\n".join(lines[:1] + lines[start:]))
+
+
+def relative_paths(text: str) -> str:
+    """Profile lines without this machine's directories (joblog/..., logging/__init__.py)."""
+    import re
+    import sysconfig
+    from pathlib import Path
+
+    import joblog
+
+    roots = {
+        str(Path(joblog.__file__).resolve().parent.parent),
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+        sysconfig.get_paths()["stdlib"],
+    }
+    for root in sorted(roots, key=len, reverse=True):
+        text = text.replace(root.rstrip("/") + "/", "")
+    return re.sub(r"\S*/(site-packages|python3\.\d+)/", "", text)
+
+
+def cpu_seconds() -> float:
+    """User and system CPU of this process and the children it waited for."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any] | None:
     kind, count = spec["kind"], int(spec.get("count", 0))
     db = BenchDatabase.from_url(spec["url"]) if "url" in spec else None
@@ -279,10 +344,12 @@ def run(spec: dict[str, Any]) -> dict[str, Any] | None:
             "bare": lambda: run_bare(db, count),
             "stdlib": lambda: run_stdlib(db, count),
             "joblog": lambda: run_joblog(db, count, spec.get("options", {})),
+            "profile": lambda: run_profile(db, count, spec.get("options", {})),
             "ship": lambda: run_ship(db, spec["journal_dir"]),
         }
         result = runners[kind]()
     result["peak_rss"] = peak_rss_bytes()
+    result["cpu_seconds"] = cpu_seconds()
     return result
 
 

@@ -97,25 +97,34 @@ def render_burst(data: dict[str, Any]) -> list[str]:
     ]
     rows = []
     for r in data["results"]:
-        j = r["joblog"]
-        rows.append(
-            [
-                r["backend"],
-                f"{r['bare']['rate']:,.0f}",
-                f"{j['rate']:,.0f}",
-                f"{_ratio(j['rate'], r['bare']['rate']):.2f}x",
-                f"{r['stdlib']['rate']:,.0f}",
-                f"{_ratio(j['rate'], r['stdlib']['rate']):.2f}x",
-                f"{_mib(j['peak_rss'])} (bare {_mib(r['bare']['peak_rss'])})",
-                f"{j['counted']:,}",
-                f"{j['dropped']:,}",
-            ]
-        )
+        bare = r["bare"]["rate"]
+        for key, label in VARIANTS:
+            if key not in r:
+                continue
+            v = r[key]
+            cpu = "-" if key == "bare" else f"{v['cpu_seconds'] / lines * 1e6:.1f} µs"
+            rows.append(
+                [
+                    r["backend"],
+                    label,
+                    f"{v['rate']:,.0f}",
+                    f"{_ratio(v['rate'], bare):.2f}x",
+                    cpu,
+                    _mib(v["peak_rss"]),
+                    f"{v['counted']:,}",
+                    f"{v.get('dropped', 0):,}",
+                ]
+            )
     out += _table(
-        ["backend", "bare events/s", "joblog events/s", "vs bare", "stdlib queue events/s",
-         "vs stdlib", "joblog peak RSS", "stored", "dropped"],
+        ["backend", "path", "events/s", "vs bare", "CPU per line", "peak RSS", "stored",
+         "dropped"],
         rows,
     )  # fmt: skip
+    out += [
+        "CPU per line: user + system time of the run's processes (the writer process "
+        "included) over the lines; on a shared machine it moves less than events/s.",
+        "",
+    ]
     if any("joblog_hog" in r for r in data["results"]):
         rows = []
         for r in data["results"]:
@@ -139,20 +148,22 @@ def render_burst(data: dict[str, Any]) -> list[str]:
     rows = []
     for r in data["results"]:
         null = _caller_us(r["null"], lines)
-        mine, stdlib = _caller_us(r["joblog"], lines), _caller_us(r["stdlib"], lines)
-        rows.append(
-            [
-                r["backend"],
-                f"{null:.1f} µs",
-                f"{mine:.1f} µs ({_ratio(mine, null):.2f}x)",
-                f"{stdlib:.1f} µs ({_ratio(stdlib, null):.2f}x)",
-            ]
-        )
+        row = [r["backend"], f"{null:.1f} µs"]
+        for key in ("joblog", "joblog_process", "stdlib"):
+            if key in r:
+                mine = _caller_us(r[key], lines)
+                row.append(f"{mine:.1f} µs ({_ratio(mine, null):.2f}x)")
+            else:
+                row.append("-")
+        rows.append(row)
     out += [
         "The caller's cost of one call while the writer is busy (the burst's calls over their "
         "own time, before `flush()`), next to the same calls to a `NullHandler`:",
         "",
-        *_table(["backend", "NullHandler", "joblog", "stdlib queue pipeline"], rows),
+        *_table(
+            ["backend", "NullHandler", "joblog", 'joblog, writer="process"', "stdlib pipeline"],
+            rows,
+        ),
     ]
     rows = []
     for r in data["results"]:
@@ -179,9 +190,34 @@ def render_burst(data: dict[str, Any]) -> list[str]:
             rows,
         ),
     ]  # fmt: skip
+    for r in data["results"]:
+        profile = r.get("profile")
+        if not profile:
+            continue
+        out += [
+            f"Profile of the default path, {r['backend']}, {profile['lines']:,} lines "
+            "(cProfile, top functions by own time; the caller's thread, then the writer's):",
+            "",
+            "```",
+            profile["caller"].rstrip(),
+            "```",
+            "",
+            "```",
+            profile["writer"].rstrip(),
+            "```",
+            "",
+        ]
     for note in data.get("notes", []):
         out += [note, ""]
     return out
+
+
+VARIANTS = (
+    ("bare", "bare driver"),
+    ("joblog", "joblog (writer thread, default)"),
+    ("joblog_process", 'joblog, writer="process"'),
+    ("stdlib", "stdlib QueueHandler pipeline"),
+)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
