@@ -68,10 +68,13 @@ class JournalLocked(JobLogError):
 
 
 def default_root(database_path: str | None) -> Path:
-    """Beside a SQLite database file, else in the user's cache directory."""
+    """Beside a SQLite database file, else in the user's cache directory.
+
+    Never ``<database>-journal``: that is SQLite's own rollback journal, and a directory
+    there makes every new connection to the database fail ("disk I/O error")."""
     if database_path:
         path = Path(database_path).resolve()
-        return path.parent / f"{path.name}-journal"
+        return path.parent / f"{path.name}.joblog-journal"
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "joblog"
     return cache / "journal"
 
