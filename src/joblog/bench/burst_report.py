@@ -95,6 +95,14 @@ def render_burst(data: dict[str, Any]) -> list[str]:
         "process spins on the second core (bare measured under it too).",
         "",
     ]
+    machine = data.get("machine") or {}
+    if machine:
+        out += [
+            f"Machine: {machine.get('cores')} cores, shared with other work; load average when "
+            f"the run started: {machine.get('load_average')}. Ratios are within this run; "
+            "runs minutes apart differ by up to 2x here.",
+            "",
+        ]
     rows = []
     for r in data["results"]:
         bare = r["bare"]["rate"]
