@@ -1,4 +1,4 @@
-"""The retention and housekeeping sections of RESULTS.md, put in place (no database)."""
+"""The retention, housekeeping and topology sections of RESULTS.md, put in place (no database)."""
 
 from __future__ import annotations
 
@@ -84,3 +84,15 @@ class TestInPlace:
         assert "51 jobs whose heartbeat stopped" in text
         assert text.index("## Housekeeping") < text.index("## Retention")
         assert "| postgresql | 50 of 50 | 0 | 5,000 of 5,000 | 3.0 s | 4 / 8 | 0 / 0 |" in text
+
+    def test_topology_goes_in_place_with_its_targets(self, tmp_path: Path) -> None:
+        from tests.unit.test_bench_topology import section
+
+        (tmp_path / "RESULTS.md").write_text(OTHERS)
+        data = dict(section(35_000, 20), machine={"load_average": [0.5, 0.4, 0.3]})
+        save_section(tmp_path / ".data", "topology", data)
+        text = write_in_place(tmp_path, "topology").read_text()
+        assert text.startswith(OTHERS.rstrip("\n"))
+        assert "Load average when the run started: [0.5, 0.4, 0.3]." in text
+        assert "35,000 vs 50,000 (70%) | **met**" in text
+        assert "| postgresql | 20/20 | 20/20 |" in text

@@ -434,11 +434,6 @@ def render(
         targets += ingest_targets(ingest)
     if api:
         targets += api_targets(api)
-    topology = sections.get("topology")
-    if topology:
-        from joblog.bench.topology import topology_targets
-
-        targets += topology_targets(topology)
     if scale:
         targets += scale_targets(scale)
     out += ["## Targets", "", *_table(["target", "measured", "verdict"], targets)]
@@ -453,10 +448,6 @@ def render(
         out += _ingest_sections(ingest)
     if api:
         out += _api_sections(api)
-    if topology:
-        from joblog.bench.topology import render_topology
-
-        out += render_topology(topology)
     if scale:
         out += scale_sections(scale)
     for name, render_section in IN_PLACE.items():
@@ -523,8 +514,24 @@ def write_report(out_dir: Path) -> Path:
     return path
 
 
+def _topology_in_place(data: dict[str, Any]) -> list[str]:
+    from joblog.bench.topology import render_topology, topology_targets
+
+    heading, *body = render_topology(data)
+    load = data.get("machine", {}).get("load_average")
+    return [
+        heading,
+        "",
+        f"Load average when the run started: {load}.",
+        "",
+        *_table(["target", "measured", "verdict"], topology_targets(data)),
+        *body,
+    ]
+
+
 #: Sections that can be put into RESULTS.md in place, without the others' raw numbers.
 IN_PLACE: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "topology": _topology_in_place,
     "retention": render_retention,
     "housekeeping": render_housekeeping,
 }

@@ -351,7 +351,10 @@ def run_topology_command(
 )
 def topology(**options: Any) -> None:
     """HTTP ingest per server process vs the library, and three servers on one database."""
+    from joblog.bench.report import write_in_place
+
     run_topology_command(**options)
+    click.echo(f"wrote {write_in_place(options['out'], 'topology')}")
 
 
 @bench.command()
