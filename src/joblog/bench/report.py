@@ -537,6 +537,29 @@ IN_PLACE: dict[str, Callable[[dict[str, Any]], list[str]]] = {
 }
 
 
+def _scale_in_place(data: dict[str, Any]) -> list[str]:
+    heading, *body = scale_sections(data)
+    load = data.get("machine", {}).get("load_average")
+    return [
+        heading,
+        "",
+        f"Load average when the run started: {load}.",
+        "",
+        "### Targets (scale)",
+        "",
+        *_table(["target", "measured", "verdict"], scale_targets(data)),
+        *body,
+    ]
+
+
+#: What ``write_in_place`` can put: the sections above, and ``scale`` (which the full
+#: report renders with the others, its targets in the main table).
+_PLACEABLE: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    **IN_PLACE,
+    "scale": _scale_in_place,
+}
+
+
 def write_in_place(out_dir: Path, name: str) -> Path:
     """Put section ``name`` into RESULTS.md in place (or at the end), leaving the sections
     whose raw numbers are not in this checkout's ``.data`` as they are."""
@@ -544,7 +567,7 @@ def write_in_place(out_dir: Path, name: str) -> Path:
     path = out_dir / "RESULTS.md"
     if data is None or not path.exists():
         return write_report(out_dir)
-    section = IN_PLACE[name](data)
+    section = _PLACEABLE[name](data)
     lines = path.read_text().rstrip("\n").split("\n")
     heading = section[0]
     if heading in lines:
