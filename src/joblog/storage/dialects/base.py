@@ -217,17 +217,26 @@ def _compile_rare(element: Rare, compiler: SQLCompiler, **kw: Any) -> str:
     return str(compiler.process(condition, **kw))
 
 
+#: Set on an engine's SQLAlchemy dialect when its ``log_events`` is partitioned.
+PARTITIONED_EVENTS = "joblog_partitioned_events"
+
+
 class KeyRange(FunctionElement[bool]):
     """``key = :value AND id > :after AND id < :before``: one job's (or external ID's)
     log events between two IDs, for a statement ordered by ``(key, id)``.
 
     Plain SQL on SQLite and MariaDB, whose index on ``key`` already ends in the primary
-    key. On PostgreSQL, written as row comparisons ``(key, id) > (:value, :after) AND
-    (key, id) < (:value, :before)``: with ``key = :value`` the planner treats ``key`` as a
-    constant, reads ``ORDER BY key, id`` as ``ORDER BY id``, and for an old job under
-    millions of newer events walks the primary key (backwards, or forwards from the
-    stream's last ID) filtering ``key``; the row comparisons are served by the
-    ``(key, id)`` index alone, which then gives the order as well.
+    key. On PostgreSQL with a plain ``log_events``, written as row comparisons
+    ``(key, id) > (:value, :after) AND (key, id) < (:value, :before)``: with ``key =
+    :value`` the planner treats ``key`` as a constant, reads ``ORDER BY key, id`` as
+    ``ORDER BY id``, and for an old job under millions of newer events walks the primary
+    key (backwards, or forwards from the stream's last ID) filtering ``key``; the row
+    comparisons are served by the ``(key, id)`` index alone, which then gives the order
+    as well. On a partitioned ``log_events`` the plain form again: the planner estimates
+    a row comparison at one row, so it sorted the Append of every partition's matches (all
+    20,000 events of an old job, 5 ms) instead of merging each partition's ``(key, id)``
+    index (0.03 ms; EXPLAIN ANALYZE, 1M newer events); with ``key = :value`` it knows the
+    count. The Store marks its engines' dialects (:data:`PARTITIONED_EVENTS`).
     """
 
     inherit_cache = True
@@ -245,4 +254,6 @@ def _compile_key_range(element: KeyRange, compiler: SQLCompiler, **kw: Any) -> s
 @compiles(KeyRange, "postgresql")
 def _compile_key_range_pg(element: KeyRange, compiler: SQLCompiler, **kw: Any) -> str:
     key, id_, value, after, before = (compiler.process(c, **kw) for c in element.clauses)
+    if getattr(compiler.dialect, PARTITIONED_EVENTS, False):
+        return f"{key} = {value} AND {id_} > {after} AND {id_} < {before}"
     return f"({key}, {id_}) > ({value}, {after}) AND ({key}, {id_}) < ({value}, {before})"
