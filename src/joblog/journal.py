@@ -214,6 +214,13 @@ class Journal:
         # Write into a new segment: every older one is complete, so a line without its
         # newline there was cut by a crash (and is skipped), never one still being written.
         self._write_segment = (existing[-1] if existing else 0) + 1
+        if self._shipped[0] > self._write_segment or (
+            self._pending is not None and self._pending[0][0] > self._write_segment
+        ):
+            # A cursor past every segment was not written by us: shipping from there would
+            # skip (and delete) what the segments hold. Ship them all; keys refuse repeats.
+            self.problems.append("cursor.json points past the last segment, shipping all")
+            self._shipped, self._pending = (0, 0), None
         if self._shipped[0] == 0:
             self._shipped = (existing[0] if existing else self._write_segment, 0)
         self._out: IO[bytes] = self._open_segment(self._write_segment)
@@ -425,6 +432,8 @@ class Journal:
         try:
             body = json.loads(self._cursor_path.read_text())
             shipped = (int(body["segment"]), int(body["offset"]))
+            if min(shipped) < 0:
+                raise ValueError("a negative position")
             pending = body.get("pending")
             if pending is not None:
                 return shipped, (

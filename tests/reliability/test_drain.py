@@ -225,3 +225,34 @@ class TestDefaultRoot:
         first = default_root(None, "postgresql+psycopg://u:***@h/one")
         second = default_root(None, "postgresql+psycopg://u:***@h/two")
         assert first != second and first.parent == second.parent
+
+
+class TestHostileCursor:
+    @pytest.mark.parametrize(
+        "cursor",
+        [
+            '{"segment": 999999999, "offset": 0}',
+            '{"segment": -5, "offset": -1}',
+            '{"segment": 1, "offset": 0, "pending": {"segment": 99999, "offset": 0, "key": "k"}}',
+            "\x00\xff not json",
+        ],
+    )
+    def test_a_bogus_cursor_ships_everything_and_loses_nothing(
+        self, cursor: str, tmp_path: Path
+    ) -> None:
+        url = f"sqlite:///{tmp_path / 'c.db'}"
+        Store(url).close()
+        fill(tmp_path / "j", lines=7)
+        (tmp_path / "j" / "cursor.json").write_text(cursor, errors="surrogateescape")
+        result = drain("--url", url, str(tmp_path / "j"))
+        assert result.exit_code == 0, result.output
+        assert len(stored(url)) == 7
+
+    def test_a_segment_file_is_not_drained_as_a_dead_letter_file(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'c.db'}"
+        Store(url).close()
+        fill(tmp_path / "j", lines=2)
+        segment = sorted((tmp_path / "j").glob("seg-*.jsonl"))[0]
+        result = drain("--url", url, str(segment))
+        assert result.exit_code == 2 and "drain its directory" in result.output
+        assert stored(url) == []

@@ -49,6 +49,11 @@ def drain_command(url: str, server: str | None, token: str | None, path: Path | 
     failed = False
     try:
         if path is not None and not path.is_dir():
+            if path.name.startswith("seg-") and (path.parent / "id").exists():
+                raise click.UsageError(
+                    f"{escaped(path)} is a segment of a journal: drain its directory, "
+                    "which ships it in order and under its batch keys"
+                )
             report = _file(path, sink)
             _show(report)
             failed = bool(report.refused or report.stopped)
