@@ -51,6 +51,10 @@ class Tracker(JobOwner[JobHandle]):
     (events a transaction may take from a backlog), ``flush_interval`` (s), ``max_queue``,
     ``full_queue_timeout`` (s a logging call may wait on a full queue before the event
     is dropped and counted), ``heartbeat_interval`` (s).
+    Durability (:mod:`joblog._durability`): ``durability`` ("memory": a full queue spills
+    to a local journal; "journal": every event is on disk before the call returns),
+    ``journal_dir``, ``journal_max_bytes``, ``journal_sync_interval`` (s) and
+    ``journal_overflow`` ("drop" or "block" past the journal's size bound).
     """
 
     def __init__(
