@@ -347,6 +347,37 @@ class TestKeyRangeForm:
         # sorts the old ID's 3,000 events.
         assert "Merge Append" in plan and "Sort" not in plan.replace("Sort Key", ""), plan
 
+    def test_a_prepared_summary_read_of_an_old_job_merges_too(self, store: Store) -> None:
+        # psycopg prepares a statement on its fifth run; PostgreSQL then may use a generic
+        # plan, which knows no parameter's value: it must not sort the old job's events.
+        from joblog.storage.queries import RECENT_EVENTS
+
+        old = today() - 30 * DAY
+        job_id = start(store)
+        with store.engine.begin() as connection:
+            for sql, ts in (
+                ("SELECT :j, 'INFO', 'old', :ts FROM generate_series(1, 3000)", old),
+                (
+                    "SELECT NULL, 'INFO', 'new', :ts FROM generate_series(1, 30000)",
+                    old + 2 * DAY,
+                ),
+            ):
+                connection.execute(
+                    sa.text("INSERT INTO log_events (job_id, level, message, ts) " + sql),
+                    {"j": job_id, "ts": ts},
+                )
+            connection.exec_driver_sql("ANALYZE log_events")
+        sql = str(RECENT_EVENTS.compile(dialect=store.engine.dialect))
+        sql = sql.replace("%(job_id)s", "$1").replace("%(limit)s", "$2")
+        assert "%(" not in sql, sql  # no other parameter: open bounds are left out
+        with store.engine.connect() as connection:
+            connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+            connection.exec_driver_sql("PREPARE recent AS " + sql)
+            plan = "\n".join(
+                connection.exec_driver_sql(f"EXPLAIN EXECUTE recent('{job_id}', 20)").scalars()
+            )
+        assert "Merge Append" in plan and "Sort" not in plan.replace("Sort Key", ""), plan
+
 
 class TestOnlineIndexChanges:
     def test_an_index_is_built_per_partition_and_attached(self, store: Store) -> None:

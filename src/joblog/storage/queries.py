@@ -15,7 +15,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from joblog._config import MAX_BIGINT
 from joblog.model import JobStatus, Level, LogEvent
 from joblog.storage import schema
 from joblog.storage.dialects import KeyRange, Rare
@@ -77,10 +76,17 @@ TIER_CONTEXT_ID = (
 )
 
 
-def events_of(key: Any, value: Any, after: Any = 0, before: Any = MAX_BIGINT) -> KeyRange:
+def events_of(key: Any, value: Any, after: Any = None, before: Any = None) -> KeyRange:
     """The events whose ``key`` column (job_id, external_job_id or trace_id) is ``value``, with
-    ``after < id < before``; order such a statement by :func:`by_key` (see KeyRange)."""
-    return KeyRange(key, events.c.id, value, after, before)
+    ``after < id < before`` (None: open); order such a statement by :func:`by_key` (see
+    KeyRange)."""
+    return KeyRange(
+        key,
+        events.c.id,
+        value,
+        sa.null() if after is None else after,
+        sa.null() if before is None else before,
+    )
 
 
 def by_key(key: Any, *, newest_first: bool = False) -> tuple[Any, Any]:
@@ -347,11 +353,9 @@ def event_list(
         key, value = events.c.trace_id, filters.trace_id
     else:
         raise ValueError("event_list needs job_id, external_job_id or a trace_id filter")
-    after = 0 if after_id is None else after_id
-    before = MAX_BIGINT if before_id is None else before_id
     query = (
         sa.select(events)
-        .where(events_of(key, value, after, before))
+        .where(events_of(key, value, after_id, before_id))
         .order_by(*by_key(key, newest_first=newest_first))
         .limit(limit)
     )

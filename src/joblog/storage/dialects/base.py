@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import Null
 from sqlalchemy.sql.functions import FunctionElement
+
+from joblog._config import MAX_BIGINT
 
 if TYPE_CHECKING:
     from alembic.operations import Operations
@@ -237,6 +240,12 @@ class KeyRange(FunctionElement[bool]):
     20,000 events of an old job, 5 ms) instead of merging each partition's ``(key, id)``
     index (0.03 ms; EXPLAIN ANALYZE, 1M newer events); with ``key = :value`` it knows the
     count. The Store marks its engines' dialects (:data:`PARTITIONED_EVENTS`).
+
+    An open bound (``NULL`` in the clauses, so that the statement's cache key tells it
+    apart) is left out there, and is the constant 0 or 2^63-1 elsewhere: a parameter in
+    its place made PostgreSQL's generic plan of a prepared statement (psycopg prepares a
+    statement on its fifth run) estimate the range at 0.5% of the job's events, one row,
+    and sort an old job's 20,000 events again for every summary (2.3 ms instead of 0.04).
     """
 
     inherit_cache = True
@@ -245,15 +254,44 @@ class KeyRange(FunctionElement[bool]):
     _is_implicitly_boolean = True  # see Rare
 
 
+def _key_range_parts(
+    element: KeyRange, compiler: SQLCompiler, **kw: Any
+) -> tuple[str, str, str, str | None, str | None]:
+    """key, id, value, and the bounds' SQL (None where open)."""
+    key, id_, value, after, before = element.clauses
+    bounds = [
+        None if isinstance(bound, Null) else str(compiler.process(bound, **kw))
+        for bound in (after, before)
+    ]
+    return (
+        str(compiler.process(key, **kw)),
+        str(compiler.process(id_, **kw)),
+        str(compiler.process(value, **kw)),
+        bounds[0],
+        bounds[1],
+    )
+
+
+def _plain_key_range(key: str, id_: str, value: str, after: str | None, before: str | None) -> str:
+    return " AND ".join(
+        [
+            f"{key} = {value}",
+            *([f"{id_} > {after}"] if after is not None else []),
+            *([f"{id_} < {before}"] if before is not None else []),
+        ]
+    )
+
+
 @compiles(KeyRange)
 def _compile_key_range(element: KeyRange, compiler: SQLCompiler, **kw: Any) -> str:
-    key, id_, value, after, before = (compiler.process(c, **kw) for c in element.clauses)
-    return f"{key} = {value} AND {id_} > {after} AND {id_} < {before}"
+    return _plain_key_range(*_key_range_parts(element, compiler, **kw))
 
 
 @compiles(KeyRange, "postgresql")
 def _compile_key_range_pg(element: KeyRange, compiler: SQLCompiler, **kw: Any) -> str:
-    key, id_, value, after, before = (compiler.process(c, **kw) for c in element.clauses)
+    key, id_, value, after, before = _key_range_parts(element, compiler, **kw)
     if getattr(compiler.dialect, PARTITIONED_EVENTS, False):
-        return f"{key} = {value} AND {id_} > {after} AND {id_} < {before}"
-    return f"({key}, {id_}) > ({value}, {after}) AND ({key}, {id_}) < ({value}, {before})"
+        return _plain_key_range(key, id_, value, after, before)
+    low = "0" if after is None else after
+    high = str(MAX_BIGINT) if before is None else before
+    return f"({key}, {id_}) > ({value}, {low}) AND ({key}, {id_}) < ({value}, {high})"
