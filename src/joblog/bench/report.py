@@ -514,19 +514,28 @@ def write_report(out_dir: Path) -> Path:
     return path
 
 
-def _topology_in_place(data: dict[str, Any]) -> list[str]:
-    from joblog.bench.topology import render_topology, topology_targets
-
-    heading, *body = render_topology(data)
+def _with_targets(
+    section: list[str], data: dict[str, Any], targets: list[list[str]], title: str | None = None
+) -> list[str]:
+    """``section`` with the run's load and its own targets table under its heading (a
+    section put in place has no share in the main targets table)."""
+    heading, *body = section
     load = data.get("machine", {}).get("load_average")
     return [
         heading,
         "",
         f"Load average when the run started: {load}.",
         "",
-        *_table(["target", "measured", "verdict"], topology_targets(data)),
+        *([f"### {title}", ""] if title else []),
+        *_table(["target", "measured", "verdict"], targets),
         *body,
     ]
+
+
+def _topology_in_place(data: dict[str, Any]) -> list[str]:
+    from joblog.bench.topology import render_topology, topology_targets
+
+    return _with_targets(render_topology(data), data, topology_targets(data))
 
 
 #: Sections that can be put into RESULTS.md in place, without the others' raw numbers.
@@ -538,18 +547,7 @@ IN_PLACE: dict[str, Callable[[dict[str, Any]], list[str]]] = {
 
 
 def _scale_in_place(data: dict[str, Any]) -> list[str]:
-    heading, *body = scale_sections(data)
-    load = data.get("machine", {}).get("load_average")
-    return [
-        heading,
-        "",
-        f"Load average when the run started: {load}.",
-        "",
-        "### Targets (scale)",
-        "",
-        *_table(["target", "measured", "verdict"], scale_targets(data)),
-        *body,
-    ]
+    return _with_targets(scale_sections(data), data, scale_targets(data), "Targets (scale)")
 
 
 #: What ``write_in_place`` can put: the sections above, and ``scale`` (which the full
