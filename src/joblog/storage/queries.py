@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from joblog.model import JobStatus, Level, LogEvent
+from joblog.model import OPEN_JOB_STATUSES, JobStatus, Level, LogEvent
 from joblog.storage import schema
 from joblog.storage.dialects import KeyRange, Rare
 from joblog.storage.rows import to_naive_utc
@@ -60,7 +60,6 @@ sessions = schema.dashboard_sessions
 
 _any_id = sa.bindparam("any_id", type_=sa.String)
 _job_id = sa.bindparam("job_id", type_=sa.String)
-_OPEN = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
 _NEWEST = (jobs.c.created_at.desc(), jobs.c.id.desc())
 
 # -- resolution tiers ----------------------------------------------------------------------
@@ -196,7 +195,7 @@ RUNNING_WITH_EXTERNAL_ID = (
     sa.select(jobs.c.id)
     .where(
         jobs.c.external_job_id == sa.bindparam("external_job_id", type_=sa.String),
-        jobs.c.status.in_(_OPEN),
+        jobs.c.status.in_(OPEN_JOB_STATUSES),
     )
     .order_by(jobs.c.created_at, jobs.c.id)  # the first holder, when the origin has several
     .limit(1)
