@@ -20,7 +20,7 @@ from pathlib import Path
 from joblog._ops import Op
 from joblog.journal import decode_line, encode_op
 
-__all__ = ["DeadLetter", "default_path", "read"]
+__all__ = ["DeadLetter", "default_path", "line_key", "read"]
 
 
 def default_path(database_path: str | None) -> Path:
@@ -58,5 +58,12 @@ def read(path: str | Path) -> Iterator[tuple[int, str, Op]]:
                 op = decode_line(line)
             except ValueError as error:
                 raise ValueError(f"{path}:{number}: not a dead-letter line ({error})") from error
-            key = "replay:" + hashlib.sha256(line.strip().encode()).hexdigest()[:40]
-            yield number, key, op
+            yield number, line_key(line), op
+
+
+def line_key(line: str) -> str:
+    """The batch key of a dead-letter line: the same line is stored once, however often
+    it is replayed."""
+    return (
+        "replay:" + hashlib.sha256(line.strip().encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    )

@@ -11,7 +11,9 @@ A record is one line in the format of the dead-letter file (:mod:`joblog.dead_le
 ``{"op": "InsertEvents", "rows": [[job_id, step_id, external_job_id, level, message,
 attrs, {"$dt": ts}]]}``, the other ops with their ``values``; datetimes as ``{"$dt": ISO}``.
 A line that is not complete (no newline: the writer was killed mid-record) or does not
-parse is skipped and counted in ``corrupt``; nothing in a file can stop the reader.
+parse is skipped and counted in ``corrupt``; bytes that are not UTF-8 (a lone surrogate
+written by ``surrogatepass``, a flipped bit) are read as U+FFFD, so the rest of the record
+is kept. Nothing in a file can stop the reader.
 
 Exactly once: before a batch is shipped its end and its key (``journal:<id>:<seg>:<off>``)
 are written to ``cursor.json``; after the database committed it, the cursor moves past it.
@@ -23,9 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import json.encoder as json_encoder
 import os
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -55,10 +59,12 @@ __all__ = [
     "default_root",
     "encode_event_row",
     "encode_op",
+    "journals_under",
 ]
 
 DEFAULT_MAX_BYTES = 1 << 30
 SEGMENT_BYTES = 64 << 20
+_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 _OPS: dict[str, type[Any]] = {
     cls.__name__: cls for cls in (InsertJob, UpdateJob, InsertStep, UpdateStep, InsertEvents)
 }
@@ -68,16 +74,21 @@ class JournalLocked(JobLogError):
     """Another process holds this journal; give each process its own ``journal_dir``."""
 
 
-def default_root(database_path: str | None) -> Path:
-    """Beside a SQLite database file, else in the user's cache directory.
+def default_root(database_path: str | None, source: str | None = None) -> Path:
+    """Beside a SQLite database file, else in the user's cache directory, one directory
+    per database or server (``source``: its URL without the password), so that journals
+    meant for one database are never shipped to another.
 
-    Never ``<database>-journal``: that is SQLite's own rollback journal, and a directory
-    there makes every new connection to the database fail ("disk I/O error")."""
+    Not ``<database>-journal``: that is SQLite's rollback journal, and a directory of that
+    name makes SQLite fail to open the database ("disk I/O error")."""
     if database_path:
         path = Path(database_path).resolve()
         return path.parent / f"{path.name}.joblog-journal"
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "joblog"
-    return cache / "journal"
+    if source is None:
+        return cache / "journal"
+    digest = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return cache / "journal" / digest
 
 
 # -- the record format (shared with the dead-letter file) -----------------------------------
@@ -231,18 +242,22 @@ class Journal:
         self.lock = threading.Lock()  # appends, sync, and the writer's "caught up" check
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_file = _take_lock(self.directory / "LOCK")
-        id_file = self.directory / "id"
-        if not id_file.exists():
-            id_file.write_text(uuid.uuid4().hex)
-        self.journal_id = id_file.read_text().strip() or uuid.uuid4().hex
         self.corrupt = 0
         self.problems: list[str] = []
+        self.journal_id = self._load_id(self.directory / "id")
         self._cursor_path = self.directory / "cursor.json"
         self._shipped, self._pending = self._load_cursor()
         existing = self._segments()
         # Write into a new segment: every older one is complete, so a line without its
         # newline there was cut by a crash (and is skipped), never one still being written.
         self._write_segment = (existing[-1] if existing else 0) + 1
+        if self._shipped[0] > self._write_segment or (
+            self._pending is not None and self._pending[0][0] > self._write_segment
+        ):
+            # A cursor past every segment was not written by us: shipping from there would
+            # skip (and delete) what the segments hold. Ship them all; keys refuse repeats.
+            self.problems.append("cursor.json points past the last segment, shipping all")
+            self._shipped, self._pending = (0, 0), None
         if self._shipped[0] == 0:
             self._shipped = (existing[0] if existing else self._write_segment, 0)
         self._out: IO[bytes] = self._open_segment(self._write_segment)
@@ -386,7 +401,7 @@ class Journal:
                     break
                 position += len(raw)
                 try:
-                    op = decode_line(raw.decode("utf-8"))
+                    op = decode_line(raw.decode("utf-8", "replace"))
                 except (ValueError, UnicodeDecodeError) as error:
                     self._skip(segment, position, str(error))
                     continue
@@ -440,10 +455,29 @@ class Journal:
     def _open_segment(self, number: int) -> IO[bytes]:
         return self._segment_path(number).open("ab", buffering=1 << 20)
 
+    def _load_id(self, path: Path) -> str:
+        """The ID in batch keys: a new one when the file is missing or not an ID (a key
+        must be printable ASCII and short, whatever was written into the file)."""
+        try:
+            found = path.read_bytes()[:100].decode("ascii").strip()
+        except FileNotFoundError:
+            found = None
+        except (OSError, UnicodeDecodeError):
+            found = ""
+        if found is not None and _ID.fullmatch(found):
+            return found
+        if found is not None:
+            self.problems.append("the journal's id file held no ID: a new one was written")
+        new = uuid.uuid4().hex
+        path.write_text(new)
+        return new
+
     def _load_cursor(self) -> tuple[Position, tuple[Position, str] | None]:
         try:
             body = json.loads(self._cursor_path.read_text())
             shipped = (int(body["segment"]), int(body["offset"]))
+            if min(shipped) < 0:
+                raise ValueError("a negative position")
             pending = body.get("pending")
             if pending is not None:
                 return shipped, (

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "OPEN_JOB_STATUSES",
     "TERMINAL_JOB_STATUSES",
     "Job",
     "JobStatus",
@@ -38,6 +39,8 @@ class JobStatus(enum.StrEnum):
 
 
 TERMINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+#: A job not yet ended: its events are never pruned, it can be cancelled, it may be reaped.
+OPEN_JOB_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
 
 
 class StepStatus(enum.StrEnum):

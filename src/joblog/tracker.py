@@ -7,11 +7,11 @@ import os
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 from joblog import _shared, rules
 from joblog._config import DEFAULT_URL
+from joblog._durability import Durability, DurabilityName, OverflowPolicy, database_root
 from joblog._ids import utcnow
 from joblog._ops import InsertJob, Op, Sink, UpdateJob
 from joblog._otel import current_span_ids
@@ -26,7 +26,7 @@ from joblog.exceptions import (
     StorageUnavailable,
 )
 from joblog.handles import JobHandle
-from joblog.journal import DEFAULT_MAX_BYTES, Journal, default_root
+from joblog.journal import DEFAULT_MAX_BYTES
 from joblog.lifecycle import JobScope, current_frame
 from joblog.model import Job, JobSummary, Level, PlannedStep
 from joblog.owner import STDLIB_LEVELS, Ids, JobOwner, StepSpec, as_planned
@@ -51,9 +51,14 @@ class Tracker(JobOwner[JobHandle]):
     Writer settings: ``batch_size`` (events that wake the writer at once), ``max_batch``
     (events a transaction may take from a backlog), ``flush_interval`` (s), ``max_queue``,
     ``full_queue_timeout`` (s a logging call may wait on a full queue before the event
-    is dropped and counted), ``heartbeat_interval`` (s). ``writer="process"`` runs the
-    database driver's work in a child process (:mod:`joblog.writer_process`): the caller's
-    process keeps the queue, the batches and the journal, and ships ready rows to it.
+    is dropped and counted), ``heartbeat_interval`` (s).
+    Durability (:mod:`joblog._durability`): ``durability`` ("memory": a full queue spills
+    to a local journal; "journal": every event is on disk before the call returns),
+    ``journal_dir``, ``journal_max_bytes``, ``journal_sync_interval`` (s) and
+    ``journal_overflow`` ("drop" or "block" past the journal's size bound).
+    ``writer="process"`` runs the database driver's work in a child process
+    (:mod:`joblog.writer_process`): the caller's process keeps the queue, the batches and
+    the journal, and ships ready rows to it.
     """
 
     def __init__(
@@ -74,15 +79,18 @@ class Tracker(JobOwner[JobHandle]):
         dead_letter_path: str | None = None,
         exit_flush_timeout: float = 5.0,
         read_flush_timeout: float = 2.0,
-        durability: Literal["memory", "journal"] = "memory",
-        journal_dir: str | None = None,
+        durability: DurabilityName = "memory",
+        journal_dir: str | os.PathLike[str] | None = None,
         journal_max_bytes: int = DEFAULT_MAX_BYTES,
         journal_sync_interval: float = 0.05,
-        journal_overflow: Literal["drop", "block"] = "drop",
+        journal_overflow: OverflowPolicy = "drop",
         writer: Literal["thread", "process"] = "thread",
     ) -> None:
         if external_id_policy not in ("reject", "allow"):
             raise ConfigError("external_id_policy must be 'reject' or 'allow'")
+        durable = Durability(
+            durability, journal_dir, journal_max_bytes, journal_sync_interval, journal_overflow
+        )
         self.store = store if store is not None else Store(url, auto_migrate=auto_migrate)
         self.external_id_policy = external_id_policy
         self._unattributed = unattributed
@@ -92,18 +100,6 @@ class Tracker(JobOwner[JobHandle]):
         self._handler: JobLogHandler | None = None
         self._handler_target: logging.Logger | None = None
         self._closed = False
-        if durability not in ("memory", "journal"):
-            raise ConfigError("durability must be 'memory' or 'journal'")
-        root = default_root(self.store.local_file)
-        directory = (
-            Path(journal_dir)
-            if journal_dir
-            else (
-                root / "main"
-                if durability == "journal"
-                else root / f"spill-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            )
-        )
         if writer not in ("thread", "process"):
             raise ConfigError("writer must be 'thread' or 'process'")
         sink: Sink = self.store
@@ -124,10 +120,7 @@ class Tracker(JobOwner[JobHandle]):
             on_idle=self._heartbeats,
             idle_every=heartbeat_interval,
             dead_letter=DeadLetter(dead_letter_path or default_path(self.store.local_file)),
-            journal=lambda: Journal(directory, max_bytes=journal_max_bytes),
-            journal_all=durability == "journal",
-            overflow=journal_overflow,
-            sync_interval=journal_sync_interval,
+            **durable.writer_options(database_root(self.store)),
         )
         self.resolver = Resolver(self.store)
         self._read_flush_timeout = read_flush_timeout

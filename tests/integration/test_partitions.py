@@ -287,6 +287,98 @@ class TestWritersAndReaders:
             assert "Index" in line and f"{partition}_job_id" in line, plan
 
 
+class TestKeyRangeForm:
+    """A job's events by (key, id): the plain condition on a partitioned table (the
+    planner's row estimate of row comparisons made it sort every partition's matches),
+    row comparisons on a plain one (else it walked the primary key)."""
+
+    @staticmethod
+    def compiled(store: Store) -> str:
+        from joblog.storage.queries import events_of
+        from joblog.storage.schema import log_events
+
+        statement = sa.select(log_events.c.id).where(
+            events_of(log_events.c.external_job_id, "old-long-job")
+        )
+        return str(statement.compile(dialect=store.reads.engine.dialect))
+
+    def test_a_partitioned_table_gets_the_plain_condition(self, store: Store) -> None:
+        assert "(log_events.external_job_id, log_events.id) >" not in self.compiled(store)
+        assert "log_events.external_job_id = " in self.compiled(store)
+
+    def test_a_plain_table_gets_row_comparisons(self, plain: Store) -> None:
+        assert "(log_events.external_job_id, log_events.id) >" in self.compiled(plain)
+
+    def test_an_old_external_id_is_read_from_each_partitions_index(self, store: Store) -> None:
+        from joblog.storage.queries import by_key, events_of
+        from joblog.storage.schema import log_events
+
+        old = today() - 30 * DAY  # before the first partition: in the default one
+        with store.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO log_events (level, message, ts, external_job_id)"
+                    " SELECT 'INFO', 'old', :ts, 'old-long-job' FROM generate_series(1, 3000)"
+                ),
+                {"ts": old + timedelta(hours=1)},
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO log_events (level, message, ts, external_job_id)"
+                    " SELECT 'INFO', 'new', :ts, 'ext-' || (g % 100)"
+                    " FROM generate_series(1, 30000) g"
+                ),
+                {"ts": old + 2 * DAY},
+            )
+            connection.exec_driver_sql("ANALYZE log_events")
+        key = log_events.c.external_job_id
+        statement = (
+            sa.select(log_events.c.id)
+            .where(events_of(key, "old-long-job"))
+            .order_by(*by_key(key, newest_first=True))
+            .limit(1)
+        )
+        sql = str(
+            statement.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True})
+        )
+        with store.engine.connect() as connection:
+            plan = "\n".join(connection.exec_driver_sql("EXPLAIN " + sql).scalars())
+        # The newest one comes from merging each partition's (key, id) index: nothing
+        # sorts the old ID's 3,000 events.
+        assert "Merge Append" in plan and "Sort" not in plan.replace("Sort Key", ""), plan
+
+    def test_a_prepared_summary_read_of_an_old_job_merges_too(self, store: Store) -> None:
+        # psycopg prepares a statement on its fifth run; PostgreSQL then may use a generic
+        # plan, which knows no parameter's value: it must not sort the old job's events.
+        from joblog.storage.queries import RECENT_EVENTS
+
+        old = today() - 30 * DAY
+        job_id = start(store)
+        with store.engine.begin() as connection:
+            for sql, ts in (
+                ("SELECT :j, 'INFO', 'old', :ts FROM generate_series(1, 3000)", old),
+                (
+                    "SELECT NULL, 'INFO', 'new', :ts FROM generate_series(1, 30000)",
+                    old + 2 * DAY,
+                ),
+            ):
+                connection.execute(
+                    sa.text("INSERT INTO log_events (job_id, level, message, ts) " + sql),
+                    {"j": job_id, "ts": ts},
+                )
+            connection.exec_driver_sql("ANALYZE log_events")
+        sql = str(RECENT_EVENTS.compile(dialect=store.engine.dialect))
+        sql = sql.replace("%(job_id)s", "$1").replace("%(limit)s", "$2")
+        assert "%(" not in sql, sql  # no other parameter: open bounds are left out
+        with store.engine.connect() as connection:
+            connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+            connection.exec_driver_sql("PREPARE recent AS " + sql)
+            plan = "\n".join(
+                connection.exec_driver_sql(f"EXPLAIN EXECUTE recent('{job_id}', 20)").scalars()
+            )
+        assert "Merge Append" in plan and "Sort" not in plan.replace("Sort Key", ""), plan
+
+
 class TestOnlineIndexChanges:
     def test_an_index_is_built_per_partition_and_attached(self, store: Store) -> None:
         with store.engine.connect() as connection:

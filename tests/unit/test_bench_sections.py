@@ -1,4 +1,4 @@
-"""The retention and housekeeping sections of RESULTS.md, put in place (no database)."""
+"""The retention, housekeeping and topology sections of RESULTS.md, put in place (no database)."""
 
 from __future__ import annotations
 
@@ -84,3 +84,40 @@ class TestInPlace:
         assert "51 jobs whose heartbeat stopped" in text
         assert text.index("## Housekeeping") < text.index("## Retention")
         assert "| postgresql | 50 of 50 | 0 | 5,000 of 5,000 | 3.0 s | 4 / 8 | 0 / 0 |" in text
+
+    def test_topology_goes_in_place_with_its_targets(self, tmp_path: Path) -> None:
+        from tests.unit.test_bench_topology import section
+
+        (tmp_path / "RESULTS.md").write_text(OTHERS)
+        data = dict(section(35_000, 20), machine={"load_average": [0.5, 0.4, 0.3]})
+        save_section(tmp_path / ".data", "topology", data)
+        text = write_in_place(tmp_path, "topology").read_text()
+        assert text.startswith(OTHERS.rstrip("\n"))
+        assert "Load average when the run started: [0.5, 0.4, 0.3]." in text
+        assert "35,000 vs 50,000 (70%) | **met**" in text
+        assert "| postgresql | 20/20 | 20/20 |" in text
+
+    def test_scale_replaces_its_section_and_keeps_the_rest(self, tmp_path: Path) -> None:
+        old = OTHERS + "\n## Scale: pollers, streams, an old long job\n\nold figures\n"
+        (tmp_path / "RESULTS.md").write_text(old)
+        scale = {
+            "date": "2026-12-07 00:00 UTC",
+            "machine": {"load_average": [1.0, 1.0, 1.0]},
+            "idle_streams": [
+                {
+                    "backend": "postgresql",
+                    "streams": 100,
+                    "round_trips_per_s": 0.2,
+                    "per_100_streams": 0.2,
+                    "before_per_100": 2200,
+                    "fewer": 11000,
+                }
+            ],
+        }
+        save_section(tmp_path / ".data", "scale", scale)
+        text = write_in_place(tmp_path, "scale").read_text()
+        assert "old figures" not in text
+        assert text.count("## Scale: pollers, streams, an old long job") == 1
+        assert "### Targets (scale)" in text
+        assert "0.20 per 100 streams/s vs 2,200 (11,000x) | **met**" in text
+        assert "## Lookup\n\nkept as it is" in text

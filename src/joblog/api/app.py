@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -116,6 +117,10 @@ def create_app(
         # database busy while the event loop parses and answers.
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = _app.state.settings.worker_threads
+        # The status routes' reads (joblog.api.conditional): the same number of threads.
+        _app.state.read_threads = ThreadPoolExecutor(
+            _app.state.settings.worker_threads, thread_name_prefix="joblog-read"
+        )
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_app.state.hub.run)
             if metrics.multiprocess:
@@ -138,6 +143,8 @@ def create_app(
                 yield
             finally:
                 tasks.cancel_scope.cancel()
+        _app.state.read_threads.shutdown(wait=False)
+        _app.state.read_threads = None
         metrics.close()
         if owns_store:
             store.close()

@@ -10,13 +10,21 @@
 
 On a SQLite file the reads take microseconds and need no network, so they run right on
 the event loop: a hop to a worker thread and back costs more than the work (and under
-load each hop waits for the GIL). Server databases keep the worker threads, so that
-their round trips overlap.
+load each hop waits for the GIL). Server databases keep worker threads, so that their
+round trips overlap: the app's own executor (``app.state.read_threads``, started by the
+lifespan), handed the call through asyncio's ``run_in_executor``. Measured in one process
+on PostgreSQL (3,000 status requests answered 304, CPU time of the process): ~590-680 µs
+a request through anyio's ``to_thread``, ~380-480 µs through the executor, ~320 µs
+inline; anyio's capacity limiter and cancel-scope bookkeeping were the difference.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -36,10 +44,16 @@ JSON = "application/json"
 NO_CACHE = "no-cache"
 
 
-async def _read(resolver: Resolver, function: Callable[..., T], *args: Any, **kw: Any) -> T:
+async def _read(request: Request, function: Callable[..., T], *args: Any, **kw: Any) -> T:
+    resolver: Resolver = request.app.state.resolver
     if resolver.store.reads_are_local:
         return function(*args, **kw)
-    return await run_in_threadpool(function, *args, **kw)
+    executor: Executor | None = getattr(request.app.state, "read_threads", None)
+    if executor is None:  # an app used without its lifespan
+        return await run_in_threadpool(function, *args, **kw)
+    # The context goes along: the request's read session (replica or primary) lives in it.
+    call = functools.partial(contextvars.copy_context().run, function, *args, **kw)
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
 def validated(request: Request, body: bytes, tag: str, status_code: int = 200) -> Response:
@@ -57,7 +71,7 @@ async def conditional_summary(
     JobNotFound like :meth:`Resolver.locate`."""
     resolver: Resolver = request.app.state.resolver
     cache: SummaryCache | None = getattr(request.app.state, "summaries", None)
-    located: Located = await _read(resolver, resolver.locate, any_id, with_job=True)
+    located: Located = await _read(request, resolver.locate, any_id, with_job=True)
     tag = None if located.state is None else state.entity_tag(located.state)
     key = (route, any_id)
     if tag is not None:
@@ -66,7 +80,7 @@ async def conditional_summary(
         body = cache.get(key, tag) if cache is not None else None
         if body is not None:
             return validated(request, body, tag)
-    summary = await _read(resolver, resolver.summary, located)
+    summary = await _read(request, resolver.summary, located)
     body = render(summary)
     if tag is None:
         tag = state.body_tag(body)

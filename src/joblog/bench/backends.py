@@ -73,7 +73,7 @@ class BenchDatabase:
         name = str(self.url.database)
         if not name.startswith("joblog_bench"):
             raise ValueError(f"refusing to drop {name!r}: benchmark databases are joblog_bench*")
-        with self._admin() as admin:
+        with self.admin() as admin:
             cursor = admin.cursor()
             if self.backend == "postgresql":
                 cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -88,7 +88,7 @@ class BenchDatabase:
         if self.backend != "postgresql" or not name.startswith("joblog_bench"):
             raise ValueError(f"refusing to copy to {name!r}: PostgreSQL joblog_bench* only")
         copy = BenchDatabase(self.url.set(database=name))
-        with self._admin() as admin:
+        with self.admin() as admin:
             cursor = admin.cursor()
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             for attempt in range(20):  # autovacuum may be connected for a moment
@@ -107,7 +107,7 @@ class BenchDatabase:
                 Path(f"{self.url.database}{suffix}").unlink(missing_ok=True)
             return
         name = str(self.url.database)
-        with self._admin() as admin:
+        with self.admin() as admin:
             cursor = admin.cursor()
             if self.backend == "postgresql":
                 cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -115,7 +115,7 @@ class BenchDatabase:
                 cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
     @contextmanager
-    def _admin(self) -> Iterator[Connection]:
+    def admin(self) -> Iterator[Connection]:
         if self.backend == "postgresql":
             import psycopg
 
@@ -176,7 +176,7 @@ class BenchDatabase:
         if self.backend == "sqlite":
             return None
         try:
-            with self._admin():
+            with self.admin():
                 return None
         except Exception as error:
             return f"{self.backend} unreachable: {error}"

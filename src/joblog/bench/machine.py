@@ -43,15 +43,17 @@ def _version(package: str) -> str:
 
 
 def _server_version(db: BenchDatabase) -> str:
+    # Through the server's maintenance connection: the bench database itself may not exist
+    # yet (a section creates it) or any more (a section drops it when done).
+    sql = "SHOW server_version" if db.backend == "postgresql" else "SELECT VERSION()"
     try:
-        conn = db.connect()
+        with db.admin() as conn:
+            cursor = conn.cursor()
+            cursor.execute(sql)
+            row = cursor.fetchone()
     except Exception as error:
         return f"unreachable ({type(error).__name__})"
-    try:
-        sql = "SHOW server_version" if db.backend == "postgresql" else "SELECT VERSION()"
-        return str(db.execute(conn, sql)[0][0])
-    finally:
-        conn.close()
+    return str(row[0]) if row else "?"
 
 
 def describe_machine(databases: Sequence[BenchDatabase]) -> dict[str, Any]:

@@ -334,11 +334,6 @@ def render(
         targets += burst_targets(ingest)
     if api:
         targets += api_targets(api)
-    topology = sections.get("topology")
-    if topology:
-        from joblog.bench.topology import topology_targets
-
-        targets += topology_targets(topology)
     if scale:
         targets += scale_targets(scale)
     out += ["## Targets", "", *_table(["target", "measured", "verdict"], targets)]
@@ -353,10 +348,6 @@ def render(
         out += render_burst(ingest)
     if api:
         out += _api_sections(api)
-    if topology:
-        from joblog.bench.topology import render_topology
-
-        out += render_topology(topology)
     if scale:
         out += scale_sections(scale)
     for name, render_section in IN_PLACE.items():
@@ -423,8 +414,33 @@ def write_report(out_dir: Path) -> Path:
     return path
 
 
+def _with_targets(
+    section: list[str], data: dict[str, Any], targets: list[list[str]], title: str | None = None
+) -> list[str]:
+    """``section`` with the run's load and its own targets table under its heading (a
+    section put in place has no share in the main targets table)."""
+    heading, *body = section
+    load = data.get("machine", {}).get("load_average")
+    return [
+        heading,
+        "",
+        f"Load average when the run started: {load}.",
+        "",
+        *([f"### {title}", ""] if title else []),
+        *_table(["target", "measured", "verdict"], targets),
+        *body,
+    ]
+
+
+def _topology_in_place(data: dict[str, Any]) -> list[str]:
+    from joblog.bench.topology import render_topology, topology_targets
+
+    return _with_targets(render_topology(data), data, topology_targets(data))
+
+
 #: Sections that can be put into RESULTS.md in place, without the others' raw numbers.
 IN_PLACE: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "topology": _topology_in_place,
     "retention": render_retention,
     "housekeeping": render_housekeeping,
 }
@@ -441,6 +457,18 @@ IN_PLACE_WITH_TARGETS: dict[
 ] = {"ingest": (render_burst, OLD_HEADINGS, burst_targets, TARGET_ROW)}
 
 
+def _scale_in_place(data: dict[str, Any]) -> list[str]:
+    return _with_targets(scale_sections(data), data, scale_targets(data), "Targets (scale)")
+
+
+#: What ``write_in_place`` can put: the sections above, and ``scale`` (which the full
+#: report renders with the others, its targets in the main table).
+_PLACEABLE: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    **IN_PLACE,
+    "scale": _scale_in_place,
+}
+
+
 def write_in_place(out_dir: Path, name: str) -> Path:
     """Put section ``name`` into RESULTS.md in place (or at the end), leaving the sections
     whose raw numbers are not in this checkout's ``.data`` as they are."""
@@ -455,7 +483,7 @@ def write_in_place(out_dir: Path, name: str) -> Path:
         section = render_section(data)
         lines = _replace_target_rows(lines, target_row, _table(["", "", ""], targets(data))[2:-1])
     else:
-        section = IN_PLACE[name](data)
+        section = _PLACEABLE[name](data)
     heading = section[0]
     found = next((h for h in (heading, *old_headings) if h in lines), None)
     if found is not None:

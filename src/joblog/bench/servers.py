@@ -72,6 +72,8 @@ class ServeProcess:
             "0",
             "--log-level",
             "warning",
+            "--workers",  # one process unless args say otherwise (click keeps the last)
+            "1",
             *self.args,
         ]
         env = {**os.environ, "JOBLOG_WRITE_TOKENS": self.write_token, **self.env}

@@ -24,7 +24,8 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "cancel": ("joblog.cli.cancel", "cancel_command", None),
     "reap": ("joblog.cli.maintenance", "reap_command", None),
     "prune": ("joblog.cli.maintenance", "prune_command", None),
-    "replay": ("joblog.cli.replay", "replay_command", None),
+    "drain": ("joblog.cli.drain", "drain_command", None),
+    "replay": ("joblog.cli.drain", "drain_command", None),  # its name before drain
     "serve": ("joblog.cli.serve", "serve_command", "server"),
     "demo": ("joblog.cli.demo", "demo_command", "server"),
     "bench": ("joblog.cli.bench", "bench", "bench"),

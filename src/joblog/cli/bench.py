@@ -207,8 +207,6 @@ def run_scale_command(
         config.old_job.old_events = old_events
         config.old_job.newer_events = newer_events
     dbs = {db.backend: db for db in databases(backends, pg_url, mariadb_url, out, "_scale")}
-    for db in dbs.values():
-        db.recreate()  # so that the machine's description can ask each server its version
     _run_section(
         out, "scale", list(dbs.values()), quiet, lambda reporter: run_scale(dbs, config, reporter)
     )
@@ -354,7 +352,10 @@ def run_topology_command(
 )
 def topology(**options: Any) -> None:
     """HTTP ingest per server process vs the library, and three servers on one database."""
+    from joblog.bench.report import write_in_place
+
     run_topology_command(**options)
+    click.echo(f"wrote {write_in_place(options['out'], 'topology')}")
 
 
 @bench.command()
@@ -396,8 +397,10 @@ def topology(**options: Any) -> None:
 )
 def scale(**options: Any) -> None:
     """Status endpoint vs a control app, idle and live streams, an old long job."""
+    from joblog.bench.report import write_in_place
+
     run_scale_command(**options)
-    _finish(options["out"])
+    click.echo(f"wrote {write_in_place(options['out'], 'scale')}")
 
 
 @bench.command()

@@ -20,15 +20,18 @@ stores once, so the writer's retries after a timeout or a 503 never duplicate an
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
 
+from joblog._durability import Durability, DurabilityName, OverflowPolicy, server_root
 from joblog.client.http import EventSink, HttpSession, RemoteError
 from joblog.client.remote import RemoteJob, RemoteStep
 from joblog.exceptions import JobLogError
+from joblog.journal import DEFAULT_MAX_BYTES
 from joblog.lifecycle import JobScope, current_frame
 from joblog.model import PlannedStep
 from joblog.owner import Ids, JobOwner, StepSpec, as_planned
@@ -53,6 +56,12 @@ class Client(JobOwner[RemoteJob]):
     how log events are batched. ``heartbeat_interval``: seconds between heartbeats of
     running jobs (the server fails a job whose heartbeat lapses). ``transport``: an httpx
     transport for both connections (tests, proxies, custom TLS).
+
+    ``durability``, ``journal_dir``, ``journal_max_bytes``, ``journal_sync_interval`` and
+    ``journal_overflow`` as for :class:`~joblog.Tracker`: a full queue spills to a local
+    journal instead of dropping, and with ``durability="journal"`` every event is on disk
+    before the logging call returns; the next Client on that journal (or ``joblog drain
+    --server``) ships what a crash left, each batch once (the server's batch keys).
     """
 
     def __init__(
@@ -67,7 +76,15 @@ class Client(JobOwner[RemoteJob]):
         max_queue: int = 100_000,
         retries: int = 3,
         transport: httpx.BaseTransport | None = None,
+        durability: DurabilityName = "memory",
+        journal_dir: str | os.PathLike[str] | None = None,
+        journal_max_bytes: int = DEFAULT_MAX_BYTES,
+        journal_sync_interval: float = 0.05,
+        journal_overflow: OverflowPolicy = "drop",
     ) -> None:
+        durable = Durability(
+            durability, journal_dir, journal_max_bytes, journal_sync_interval, journal_overflow
+        )
         if not 1 <= batch_size <= 1000:
             raise ValueError("batch_size must be between 1 and 1000 (the server's batch limit)")
         self.base_url = base_url
@@ -78,15 +95,21 @@ class Client(JobOwner[RemoteJob]):
         self._writer_session = HttpSession(
             base_url, token, timeout=timeout, retries=0, transport=transport
         )
-        self.writer = BatchWriter(
-            EventSink(self._writer_session),
-            make_event_row,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_queue=max(max_queue, batch_size),
-            on_idle=self._heartbeats,
-            idle_every=heartbeat_interval,
-        )
+        try:
+            self.writer = BatchWriter(
+                EventSink(self._writer_session),
+                make_event_row,
+                batch_size=batch_size,
+                flush_interval=flush_interval,
+                max_queue=max(max_queue, batch_size),
+                on_idle=self._heartbeats,
+                idle_every=heartbeat_interval,
+                **durable.writer_options(server_root(base_url)),
+            )
+        except BaseException:  # a journal in use by another process, say
+            self.session.close()
+            self._writer_session.close()
+            raise
         self._running: dict[str, RemoteJob] = {}
         self._lock = threading.Lock()
         self._handler: JobLogHandler | None = None

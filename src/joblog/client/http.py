@@ -184,13 +184,15 @@ class EventSink:
         self.session = session
 
     def apply_batch(self, ops: Sequence[Op], batch_key: str | None = None) -> bool:
+        """Ship the events of ``ops``; False when the server had every chunk already."""
         rows = [row for op in ops if isinstance(op, InsertEvents) for row in op.rows]
         events = [event for event in map(event_json, rows) if event is not None]
+        stored = not events
         for index, chunk in enumerate(chunks(events)):
-            self._post(f"{batch_key}.{index}", chunk)
-        return True
+            stored = self._post(f"{batch_key}.{index}", chunk) or stored
+        return stored
 
-    def _post(self, key: str, events: list[dict[str, Any]]) -> None:
+    def _post(self, key: str, events: list[dict[str, Any]]) -> bool:
         try:
             response = self.session.send(
                 "POST", "/api/v1/events", {"batch_key": key, "events": events}
@@ -202,3 +204,5 @@ class EventSink:
             raise StorageUnavailable(f"joblog server unavailable ({status})")
         if status >= 400:
             raise StorageError(f"joblog server refused {len(events)} event(s): {_body(response)}")
+        answer = _body(response)
+        return not (isinstance(answer, dict) and answer.get("duplicate") is True)

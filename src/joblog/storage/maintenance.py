@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from joblog._ids import utcnow
 from joblog.exceptions import ConfigError, StorageError
-from joblog.model import JobStatus, Level, StepStatus
+from joblog.model import OPEN_JOB_STATUSES, JobStatus, Level, StepStatus
 from joblog.storage import schema
 from joblog.storage.dialects import Backend
 from joblog.storage.dialects.pg_convert import Conversion, ConversionReport
@@ -56,7 +56,6 @@ batches = schema.ingest_batches
 ABANDONED = "abandoned"
 #: Seconds without a heartbeat after which a running job counts as abandoned.
 DEFAULT_HEARTBEAT_TIMEOUT = 60.0
-_OPEN = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
 _LEVELS_AT_MOST = {
     level: [other.value for other in Level if other.rank <= level.rank] for level in Level
 }
@@ -270,7 +269,7 @@ class Housekeeping:
                 removed_events += drop.rows
                 if progress is not None and drop.rows:
                     progress(drop.rows)
-        open_jobs = sa.select(jobs.c.id).where(jobs.c.status.in_(_OPEN))
+        open_jobs = sa.select(jobs.c.id).where(jobs.c.status.in_(OPEN_JOB_STATUSES))
         old = events.c.ts < cutoff
         condition = sa.and_(
             old, sa.or_(events.c.job_id.is_(None), events.c.job_id.not_in(open_jobs))
@@ -290,7 +289,8 @@ class Housekeeping:
         )
         removed_jobs = 0
         if include_jobs and max_level is None:
-            finished = sa.and_(jobs.c.status.not_in(_OPEN), jobs.c.completed_at < cutoff)
+            ended = jobs.c.status.not_in(OPEN_JOB_STATUSES)
+            finished = sa.and_(ended, jobs.c.completed_at < cutoff)
             # Children first is not needed: parent_job_id is ON DELETE SET NULL.
             removed_jobs = self._delete_in_batches(jobs, jobs.c.id, finished, batch_size, None)
         return PruneReport(

@@ -15,8 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from joblog._config import MAX_BIGINT
-from joblog.model import JobStatus, Level, LogEvent
+from joblog.model import OPEN_JOB_STATUSES, JobStatus, Level, LogEvent
 from joblog.storage import schema
 from joblog.storage.dialects import KeyRange, Rare
 from joblog.storage.rows import to_naive_utc
@@ -61,7 +60,6 @@ sessions = schema.dashboard_sessions
 
 _any_id = sa.bindparam("any_id", type_=sa.String)
 _job_id = sa.bindparam("job_id", type_=sa.String)
-_OPEN = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
 _NEWEST = (jobs.c.created_at.desc(), jobs.c.id.desc())
 
 # -- resolution tiers ----------------------------------------------------------------------
@@ -77,10 +75,17 @@ TIER_CONTEXT_ID = (
 )
 
 
-def events_of(key: Any, value: Any, after: Any = 0, before: Any = MAX_BIGINT) -> KeyRange:
+def events_of(key: Any, value: Any, after: Any = None, before: Any = None) -> KeyRange:
     """The events whose ``key`` column (job_id, external_job_id or trace_id) is ``value``, with
-    ``after < id < before``; order such a statement by :func:`by_key` (see KeyRange)."""
-    return KeyRange(key, events.c.id, value, after, before)
+    ``after < id < before`` (None: open); order such a statement by :func:`by_key` (see
+    KeyRange)."""
+    return KeyRange(
+        key,
+        events.c.id,
+        value,
+        sa.null() if after is None else after,
+        sa.null() if before is None else before,
+    )
 
 
 def by_key(key: Any, *, newest_first: bool = False) -> tuple[Any, Any]:
@@ -190,7 +195,7 @@ RUNNING_WITH_EXTERNAL_ID = (
     sa.select(jobs.c.id)
     .where(
         jobs.c.external_job_id == sa.bindparam("external_job_id", type_=sa.String),
-        jobs.c.status.in_(_OPEN),
+        jobs.c.status.in_(OPEN_JOB_STATUSES),
     )
     .order_by(jobs.c.created_at, jobs.c.id)  # the first holder, when the origin has several
     .limit(1)
@@ -347,11 +352,9 @@ def event_list(
         key, value = events.c.trace_id, filters.trace_id
     else:
         raise ValueError("event_list needs job_id, external_job_id or a trace_id filter")
-    after = 0 if after_id is None else after_id
-    before = MAX_BIGINT if before_id is None else before_id
     query = (
         sa.select(events)
-        .where(events_of(key, value, after, before))
+        .where(events_of(key, value, after_id, before_id))
         .order_by(*by_key(key, newest_first=newest_first))
         .limit(limit)
     )

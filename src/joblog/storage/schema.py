@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.ext.compiler import compiles
 
+from joblog.model import OPEN_JOB_STATUSES
+
 if TYPE_CHECKING:
     from sqlalchemy.sql.compiler import DDLCompiler
 
@@ -24,7 +26,6 @@ __all__ = [
     "FAILOVER_STATUSES",
     "ID_COLLATION",
     "LEVELS",
-    "OPEN_STATUSES",
     "RUNNING_HOLDER",
     "RUNNING_HOLDER_COLUMN",
     "dashboard_sessions",
@@ -88,10 +89,6 @@ def id_string(length: int) -> sa.types.TypeEngine[str]:
     return sa.String(length).with_variant(
         mysql.VARCHAR(length, charset="utf8mb4", collation=ID_COLLATION), "mysql", "mariadb"
     )
-
-
-#: The job statuses in which a job holds its external ID (see RUNNING_HOLDER).
-OPEN_STATUSES = ("pending", "running")
 
 
 def big_id() -> sa.types.TypeEngine[int]:
@@ -291,7 +288,7 @@ dashboard_sessions = sa.Table(
 RUNNING_HOLDER = "uq_job_tracking_running_external_id"
 _holds = sa.and_(
     job_tracking.c.exclusive_external_id,
-    job_tracking.c.status.in_(OPEN_STATUSES),
+    job_tracking.c.status.in_(OPEN_JOB_STATUSES),
 )
 
 

@@ -31,6 +31,7 @@ from joblog._ops import Op
 from joblog.exceptions import ConfigError
 from joblog.storage import schema
 from joblog.storage.dialects import Backend
+from joblog.storage.dialects.base import PARTITIONED_EVENTS
 from joblog.storage.dialects.sqlite import WRITE_OPTION
 from joblog.storage.engine import backend_of_url, create_engine, parse_url, storage_errors
 from joblog.storage.maintenance import Housekeeping
@@ -84,8 +85,10 @@ class Store:
         #: Reads that must see the primary's present (writes' own, streams, change marks).
         self.primary_reads = Reader(read_engine, self.backend)
         self.replica: ReplicaRoute | None = None
+        self._engines = [self.engine, read_engine]
         if replica_url is not None:
             replica_engine = create_engine(replica_url, "read", **engine_kwargs)
+            self._engines.append(replica_engine)
             self.replica = ReplicaRoute(
                 replica_engine, read_engine, self.backend, max_lag=read_max_lag
             )
@@ -97,6 +100,23 @@ class Store:
             from joblog.storage.migrate import ensure_schema
 
             ensure_schema(self.engine, lock_url=self.direct_url)
+        self._note_event_layout()
+
+    def _note_event_layout(self) -> None:
+        """Tell this store's SQL compilers whether ``log_events`` is partitioned: a job's
+        events by ``(key, id)`` are written for each layout's planner (see
+        :class:`~joblog.storage.dialects.base.KeyRange`). A table converted while this
+        store runs keeps the other form until the next start: slower, never wrong."""
+        partitions = self.backend.event_partitions()
+        if partitions is None:
+            return
+        try:
+            with self.engine.connect() as connection:
+                partitioned = partitions.is_partitioned(connection)
+        except (sa.exc.SQLAlchemyError, OSError):
+            return  # unreachable now: the default form serves both layouts correctly
+        for engine in self._engines:
+            setattr(engine.dialect, PARTITIONED_EVENTS, partitioned)
 
     def _same_backend(self, url: str | sa.URL | None, name: str) -> sa.URL | None:
         if url is None:
@@ -178,3 +198,4 @@ class Store:
         """Create every table directly from :mod:`schema` (tests and benchmarks only)."""
         with storage_errors("creating tables"):
             schema.metadata.create_all(self.engine)
+        self._note_event_layout()

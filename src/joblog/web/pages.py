@@ -28,7 +28,7 @@ from joblog.api.auth import TokenGuard
 from joblog.api.errors import InvalidRequest
 from joblog.api.sessions import Session, SessionBook
 from joblog.exceptions import JobNotFound, StorageError
-from joblog.model import JobStatus, JobSummary, LogEvent, ResolvedBy
+from joblog.model import OPEN_JOB_STATUSES, JobStatus, JobSummary, LogEvent, ResolvedBy
 from joblog.resolve import EventScope, Resolver
 from joblog.storage.queries import JOB_SORTS, EventFilter, JobFilter
 from joblog.storage.store import Store
@@ -51,7 +51,6 @@ LIST_LIMIT = 50
 LOG_PAGE = 100
 MAX_QUERY_LENGTH = 255
 _STATUSES = tuple(s.value for s in JobStatus if s is not JobStatus.UNKNOWN)
-_OPEN = (JobStatus.PENDING, JobStatus.RUNNING)
 #: ``children``: the checkbox sends 1; absent, empty or 0 leave child jobs out.
 _CHILDREN = (None, "", "0", "1")
 _STATIC_DIR = Path(str(resources.files("joblog.web") / "static"))
@@ -285,7 +284,7 @@ def job_page(
     guard: TokenGuard = request.app.state.guard
     writes = bool(request.app.state.settings.write_api)
     # A job row that is still open: not a legacy row, not events without a job row.
-    cancellable = writes and not context["legacy"] and summary.job.status in _OPEN
+    cancellable = writes and not context["legacy"] and summary.job.status in OPEN_JOB_STATUSES
     can_cancel = guard.writes_open or (session is not None and session.role == "write")
     here = job_href(any_id)
     return _page(

@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import Null
 from sqlalchemy.sql.functions import FunctionElement
+
+from joblog._config import MAX_BIGINT
 
 if TYPE_CHECKING:
     from alembic.operations import Operations
@@ -217,17 +220,32 @@ def _compile_rare(element: Rare, compiler: SQLCompiler, **kw: Any) -> str:
     return str(compiler.process(condition, **kw))
 
 
+#: Set on an engine's SQLAlchemy dialect when its ``log_events`` is partitioned.
+PARTITIONED_EVENTS = "joblog_partitioned_events"
+
+
 class KeyRange(FunctionElement[bool]):
     """``key = :value AND id > :after AND id < :before``: one job's (or external ID's)
     log events between two IDs, for a statement ordered by ``(key, id)``.
 
     Plain SQL on SQLite and MariaDB, whose index on ``key`` already ends in the primary
-    key. On PostgreSQL, written as row comparisons ``(key, id) > (:value, :after) AND
-    (key, id) < (:value, :before)``: with ``key = :value`` the planner treats ``key`` as a
-    constant, reads ``ORDER BY key, id`` as ``ORDER BY id``, and for an old job under
-    millions of newer events walks the primary key (backwards, or forwards from the
-    stream's last ID) filtering ``key``; the row comparisons are served by the
-    ``(key, id)`` index alone, which then gives the order as well.
+    key. On PostgreSQL with a plain ``log_events``, written as row comparisons
+    ``(key, id) > (:value, :after) AND (key, id) < (:value, :before)``: with ``key =
+    :value`` the planner treats ``key`` as a constant, reads ``ORDER BY key, id`` as
+    ``ORDER BY id``, and for an old job under millions of newer events walks the primary
+    key (backwards, or forwards from the stream's last ID) filtering ``key``; the row
+    comparisons are served by the ``(key, id)`` index alone, which then gives the order
+    as well. On a partitioned ``log_events`` the plain form again: the planner estimates
+    a row comparison at one row, so it sorted the Append of every partition's matches (all
+    20,000 events of an old job, 5 ms) instead of merging each partition's ``(key, id)``
+    index (0.03 ms; EXPLAIN ANALYZE, 1M newer events); with ``key = :value`` it knows the
+    count. The Store marks its engines' dialects (:data:`PARTITIONED_EVENTS`).
+
+    An open bound (``NULL`` in the clauses, so that the statement's cache key tells it
+    apart) is left out there, and is the constant 0 or 2^63-1 elsewhere: a parameter in
+    its place made PostgreSQL's generic plan of a prepared statement (psycopg prepares a
+    statement on its fifth run) estimate the range at 0.5% of the job's events, one row,
+    and sort an old job's 20,000 events again for every summary (2.3 ms instead of 0.04).
     """
 
     inherit_cache = True
@@ -236,13 +254,44 @@ class KeyRange(FunctionElement[bool]):
     _is_implicitly_boolean = True  # see Rare
 
 
+def _key_range_parts(
+    element: KeyRange, compiler: SQLCompiler, **kw: Any
+) -> tuple[str, str, str, str | None, str | None]:
+    """key, id, value, and the bounds' SQL (None where open)."""
+    key, id_, value, after, before = element.clauses
+    bounds = [
+        None if isinstance(bound, Null) else str(compiler.process(bound, **kw))
+        for bound in (after, before)
+    ]
+    return (
+        str(compiler.process(key, **kw)),
+        str(compiler.process(id_, **kw)),
+        str(compiler.process(value, **kw)),
+        bounds[0],
+        bounds[1],
+    )
+
+
+def _plain_key_range(key: str, id_: str, value: str, after: str | None, before: str | None) -> str:
+    return " AND ".join(
+        [
+            f"{key} = {value}",
+            *([f"{id_} > {after}"] if after is not None else []),
+            *([f"{id_} < {before}"] if before is not None else []),
+        ]
+    )
+
+
 @compiles(KeyRange)
 def _compile_key_range(element: KeyRange, compiler: SQLCompiler, **kw: Any) -> str:
-    key, id_, value, after, before = (compiler.process(c, **kw) for c in element.clauses)
-    return f"{key} = {value} AND {id_} > {after} AND {id_} < {before}"
+    return _plain_key_range(*_key_range_parts(element, compiler, **kw))
 
 
 @compiles(KeyRange, "postgresql")
 def _compile_key_range_pg(element: KeyRange, compiler: SQLCompiler, **kw: Any) -> str:
-    key, id_, value, after, before = (compiler.process(c, **kw) for c in element.clauses)
-    return f"({key}, {id_}) > ({value}, {after}) AND ({key}, {id_}) < ({value}, {before})"
+    key, id_, value, after, before = _key_range_parts(element, compiler, **kw)
+    if getattr(compiler.dialect, PARTITIONED_EVENTS, False):
+        return _plain_key_range(key, id_, value, after, before)
+    low = "0" if after is None else after
+    high = str(MAX_BIGINT) if before is None else before
+    return f"({key}, {id_}) > ({value}, {low}) AND ({key}, {id_}) < ({value}, {high})"

@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from joblog.exceptions import ConfigError
-from joblog.storage.schema import OPEN_STATUSES
+from joblog.model import OPEN_JOB_STATUSES
 
 __all__ = [
     "DEFAULT_INTERVAL",
@@ -82,7 +82,7 @@ _PARTITION_NAME = re.compile(r"^log_events_(p\d{8}(_\d{4})?|until_\d{8}(_\d{4})?
 _LOCK_NOT_AVAILABLE = frozenset({"55P03", "40P01"})  # lock_timeout, deadlock
 _OPEN_JOBS = (
     "SELECT id FROM job_tracking WHERE status IN ("
-    + ", ".join(f"'{status}'" for status in OPEN_STATUSES)
+    + ", ".join(f"'{status}'" for status in OPEN_JOB_STATUSES)
     + ")"
 )
 
