@@ -22,6 +22,7 @@ __all__ = [
     "Sink",
     "UpdateJob",
     "UpdateStep",
+    "one_by_one",
 ]
 
 #: Column order of an :data:`EventRow`.
@@ -72,6 +73,19 @@ class InsertEvents:
 
 
 Op = InsertJob | UpdateJob | InsertStep | UpdateStep | InsertEvents
+
+
+def one_by_one(ops: Sequence[Op]) -> list[Op]:
+    """``ops`` with every event an op of its own, in order: what is stored one by one when
+    a batch fails. The writer and ``joblog drain`` key the N-th of them ``<batch key>:N``,
+    so a batch split by one and shipped again by the other is stored once."""
+    single: list[Op] = []
+    for op in ops:
+        if isinstance(op, InsertEvents):
+            single.extend(InsertEvents([row]) for row in op.rows)
+        else:
+            single.append(op)
+    return single
 
 
 class Sink(Protocol):

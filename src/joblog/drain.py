@@ -18,22 +18,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
-from joblog._ops import InsertEvents, Op
+from joblog._ops import InsertEvents, Op, Sink, one_by_one
 from joblog.dead_letter import DeadLetter, line_key
 from joblog.exceptions import StorageError
 from joblog.journal import Journal, decode_line
 
-__all__ = ["DrainReport", "Sink", "drain_file", "drain_journal"]
+__all__ = ["DrainReport", "drain_file", "drain_journal"]
 
 #: Events a batch read from a journal may hold (the writer's ``max_batch``).
 MAX_BATCH = 50_000
 _MAX_PROBLEMS = 20
-
-
-class Sink(Protocol):
-    def apply_batch(self, ops: Sequence[Op], batch_key: str | None = None) -> bool: ...
 
 
 @dataclass
@@ -161,7 +156,7 @@ def _one_by_one(
     events_only: bool,
 ) -> int:
     duplicates_only = True
-    for number, op in enumerate(_split(ops)):
+    for number, op in enumerate(one_by_one(ops)):
         if events_only and not isinstance(op, InsertEvents):
             why = "a joblog server takes log events only: drain with --url"
             _refuse(op, why, report, dead_letter)
@@ -188,16 +183,6 @@ def _refuse(op: Op, why: str, report: DrainReport, dead_letter: DeadLetter) -> N
         dead_letter.append(op, why)
     except OSError as error:
         report.note(f"and the dead-letter file {dead_letter.path} failed: {error}")
-
-
-def _split(ops: list[Op]) -> list[Op]:
-    single: list[Op] = []
-    for op in ops:
-        if isinstance(op, InsertEvents):
-            single.extend(InsertEvents([row]) for row in op.rows)
-        else:
-            single.append(op)
-    return single
 
 
 def _events(ops: Sequence[Op]) -> int:

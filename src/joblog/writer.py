@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from joblog._ops import EventRow, InsertEvents, Op, Sink
+from joblog._ops import EventRow, InsertEvents, Op, Sink, one_by_one
 from joblog.dead_letter import DeadLetter
 from joblog.exceptions import StorageError
 from joblog.journal import Journal, encode_event_row, encode_op
@@ -526,7 +526,7 @@ class BatchWriter:
     def _write_one_by_one(self, ops: list[Op], batch_key: str) -> None:
         """Isolate the ops a permanent error is about; store every other one (each under
         a key derived from the batch's, so a journal batch shipped again stays once)."""
-        for number, op in enumerate(_split(ops)):
+        for number, op in enumerate(one_by_one(ops)):
             error = self._try(op, f"{batch_key}:{number}")
             if error is None:
                 if isinstance(op, InsertEvents):
@@ -580,16 +580,6 @@ class BatchWriter:
         internal_log.error(message)
         if not logging.getLogger().handlers:
             print(f"joblog: {message}", file=sys.stderr)
-
-
-def _split(ops: list[Op]) -> list[Op]:
-    single: list[Op] = []
-    for op in ops:
-        if isinstance(op, InsertEvents):
-            single.extend(InsertEvents([row]) for row in op.rows)
-        else:
-            single.append(op)
-    return single
 
 
 def _peek(counter: itertools.count[int]) -> int:

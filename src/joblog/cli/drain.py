@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from joblog._durability import database_root, server_root
+from joblog._ops import Sink
 from joblog.cli.common import (
     escaped,
     fail_cleanly,
@@ -24,7 +25,7 @@ from joblog.cli.common import (
     url_option,
 )
 from joblog.dead_letter import DeadLetter, default_path
-from joblog.drain import DrainReport, Sink, drain_file, drain_journal
+from joblog.drain import DrainReport, drain_file, drain_journal
 from joblog.exceptions import JobLogError
 from joblog.journal import JournalLocked, journals_under
 
