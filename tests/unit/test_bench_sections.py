@@ -121,3 +121,15 @@ class TestInPlace:
         assert "### Targets (scale)" in text
         assert "0.20 per 100 streams/s vs 2,200 (11,000x) | **met**" in text
         assert "## Lookup\n\nkept as it is" in text
+
+    def test_the_analysis_is_refreshed_with_any_section(self, tmp_path: Path) -> None:
+        (tmp_path / "RESULTS.md").write_text(
+            OTHERS.replace("## Why the missed targets\n\nsame\n", "")
+            + "\n## Why the missed targets are missed\n\nold prose\n"
+        )
+        (tmp_path / "ANALYSIS.md").write_text("new prose\n")
+        save_section(tmp_path / ".data", "retention", RETENTION)
+        text = write_in_place(tmp_path, "retention").read_text()
+        assert "old prose" not in text
+        assert text.count("## Why the missed targets are missed") == 1
+        assert "new prose" in text

@@ -355,16 +355,34 @@ def render(
         if data:
             out += render_section(data)
     if analysis:
-        out += [
-            "## Why the missed targets are missed",
-            "",
-            "From `benchmarks/ANALYSIS.md` (written from profiles on this machine; the "
-            "numbers above are this run's):",
-            "",
-            analysis.strip(),
-            "",
-        ]
+        out += _analysis_section(analysis)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _analysis_section(analysis: str) -> list[str]:
+    return [
+        "## Why the missed targets are missed",
+        "",
+        "From `benchmarks/ANALYSIS.md` (written from profiles on this machine; the "
+        "numbers above are this run's):",
+        "",
+        analysis.strip(),
+        "",
+    ]
+
+
+def _replace_section(
+    lines: list[str], section: list[str], old_headings: tuple[str, ...] = ()
+) -> None:
+    """Put ``section`` where the section of its heading (or an older heading of it)
+    stands, else at the end."""
+    found = next((h for h in (section[0], *old_headings) if h in lines), None)
+    if found is None:
+        lines += ["", *section]
+        return
+    start = lines.index(found)
+    end = next((n for n in range(start + 1, len(lines)) if lines[n].startswith("## ")), len(lines))
+    lines[start:end] = section
 
 
 def write_chart(lookup: dict[str, Any], path: Path) -> None:
@@ -484,16 +502,10 @@ def write_in_place(out_dir: Path, name: str) -> Path:
         lines = _replace_target_rows(lines, target_row, _table(["", "", ""], targets(data))[2:-1])
     else:
         section = _PLACEABLE[name](data)
-    heading = section[0]
-    found = next((h for h in (heading, *old_headings) if h in lines), None)
-    if found is not None:
-        start = lines.index(found)
-        end = next(
-            (n for n in range(start + 1, len(lines)) if lines[n].startswith("## ")), len(lines)
-        )
-        lines[start:end] = section
-    else:
-        lines += ["", *section]
+    _replace_section(lines, section, old_headings)
+    analysis = out_dir / "ANALYSIS.md"
+    if analysis.exists():  # the prose that explains the figures, as it is now
+        _replace_section(lines, _analysis_section(analysis.read_text()))
     path.write_text("\n".join(lines).rstrip("\n") + "\n")
     return path
 
